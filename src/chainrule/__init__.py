@@ -1,0 +1,19 @@
+"""chainrule: a scalar autograd engine to learn backpropagation with."""
+
+from .engine import RULES, Rule, Value, no_grad, topological_order
+from .functional import grad, value_and_grad
+from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
+
+__all__ = [
+    "RULES",
+    "GradcheckError",
+    "Rule",
+    "Value",
+    "check_graph",
+    "grad",
+    "gradcheck",
+    "no_grad",
+    "numerical_grad",
+    "topological_order",
+    "value_and_grad",
+]

@@ -1,0 +1,511 @@
+"""The engine: every op against PyTorch (float64) and finite differences, the seeds' worked examples,
+micrograd's own tests, random expression graphs, depth, repeated backward, memory and bad input."""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import weakref
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import chainrule
+from chainrule import Value, no_grad, numerical_grad, topological_order
+
+try:
+    import torch
+except ImportError:  # torch is a test extra; finite differences still run without it
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
+
+
+def tt(x: float) -> "torch.Tensor":
+    return torch.tensor(x, dtype=torch.float64, requires_grad=True)
+
+
+# --- every op: (chainrule function, torch function, sample points away from kinks and poles) -------
+
+UNARY: dict[str, tuple[Callable[..., object], Callable[..., object], list[float]]] = {
+    "neg": (lambda a: -a, lambda a: -a, [-1.5, 0.3, 2.0]),
+    "exp": (lambda a: a.exp(), lambda a: a.exp(), [-3.0, 0.0, 2.5]),
+    "log": (lambda a: a.log(), lambda a: a.log(), [0.1, 1.0, 7.5]),
+    "tanh": (lambda a: a.tanh(), lambda a: a.tanh(), [-2.0, 0.0, 0.8813735870195432]),
+    "sigmoid": (lambda a: a.sigmoid(), lambda a: a.sigmoid(), [-4.0, 0.0, 3.0]),
+    "relu": (lambda a: a.relu(), lambda a: a.relu(), [-2.0, 0.5, 3.0]),
+    "pow2": (lambda a: a**2, lambda a: a**2, [-3.0, 0.5, 4.0]),
+    "pow-1.5": (lambda a: a**-1.5, lambda a: a**-1.5, [0.5, 2.0]),
+    "pow0.5": (lambda a: a**0.5, lambda a: a**0.5, [0.25, 9.0]),
+    "rpow": (lambda a: 2.0**a, lambda a: 2.0**a, [-1.0, 0.0, 3.5]),
+    "radd": (lambda a: 3.0 + a, lambda a: 3.0 + a, [-1.0, 2.0]),
+    "rsub": (lambda a: 3.0 - a, lambda a: 3.0 - a, [-1.0, 2.0]),
+    "rmul": (lambda a: 3.0 * a, lambda a: 3.0 * a, [-1.0, 2.0]),
+    "rtruediv": (lambda a: 3.0 / a, lambda a: 3.0 / a, [-1.0, 2.0]),
+    "add-const": (lambda a: a + 3, lambda a: a + 3, [-1.0, 2.0]),
+    "sub-const": (lambda a: a - 3, lambda a: a - 3, [-1.0, 2.0]),
+    "mul-const": (lambda a: a * 3, lambda a: a * 3, [-1.0, 2.0]),
+    "div-const": (lambda a: a / 3, lambda a: a / 3, [-1.0, 2.0]),
+}
+BINARY: dict[str, tuple[Callable[..., object], Callable[..., object], list[tuple[float, float]]]] = {
+    "add": (lambda a, b: a + b, lambda a, b: a + b, [(1.0, 2.0), (-3.5, 0.25)]),
+    "sub": (lambda a, b: a - b, lambda a, b: a - b, [(1.0, 2.0), (-3.5, 0.25)]),
+    "mul": (lambda a, b: a * b, lambda a, b: a * b, [(1.5, -2.0), (0.0, 3.0)]),
+    "truediv": (lambda a, b: a / b, lambda a, b: a / b, [(1.0, 4.0), (-3.0, -0.5)]),
+    "pow": (lambda a, b: a**b, lambda a, b: a**b, [(2.0, 3.0), (0.5, -1.5), (3.0, 0.5)]),
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_ops_against_finite_differences(name: str) -> None:
+    f, _, points = UNARY[name]
+    for x in points:
+        v = Value(x)
+        out = f(v)
+        assert isinstance(out, Value)
+        out.backward()
+        assert v.grad == pytest.approx(numerical_grad(f, x), rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_ops_against_finite_differences(name: str) -> None:
+    f, _, points = BINARY[name]
+    for x, y in points:
+        a, b = Value(x), Value(y)
+        out = f(a, b)
+        assert isinstance(out, Value)
+        out.backward()
+        assert a.grad == pytest.approx(numerical_grad(lambda t: f(t, y), x), rel=1e-6, abs=1e-8)
+        assert b.grad == pytest.approx(numerical_grad(lambda t: f(x, t), y), rel=1e-6, abs=1e-8)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_ops_against_torch(name: str) -> None:
+    f, tf, points = UNARY[name]
+    for x in points:
+        v, t = Value(x), tt(x)
+        out, tout = f(v), tf(t)
+        assert isinstance(out, Value)
+        out.backward()
+        tout.backward()  # type: ignore[union-attr]
+        assert out.data == pytest.approx(tout.item(), abs=1e-12, rel=1e-12)  # type: ignore[union-attr]
+        assert v.grad == pytest.approx(t.grad.item(), abs=1e-10, rel=1e-10)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_ops_against_torch(name: str) -> None:
+    f, tf, points = BINARY[name]
+    for x, y in points:
+        a, b, ta, tb = Value(x), Value(y), tt(x), tt(y)
+        out, tout = f(a, b), tf(ta, tb)
+        assert isinstance(out, Value)
+        out.backward()
+        tout.backward()  # type: ignore[union-attr]
+        assert out.data == pytest.approx(tout.item(), abs=1e-12, rel=1e-12)  # type: ignore[union-attr]
+        assert a.grad == pytest.approx(ta.grad.item(), abs=1e-10, rel=1e-10)
+        assert b.grad == pytest.approx(tb.grad.item(), abs=1e-10, rel=1e-10)
+
+
+def test_op_names_and_parents_in_order() -> None:
+    a, b = Value(2.0, "a"), Value(3.0, "b")
+    for out, op in [(a + b, "+"), (a * b, "*"), (a / b, "/"), (a**b, "**")]:
+        assert out.op == op and out.parents == (a, b) and out._op == op and out._prev == (a, b)
+    for out, op in [(a.tanh(), "tanh"), (a.exp(), "exp"), (a.log(), "log"), (a.relu(), "relu"),
+                    (a.sigmoid(), "sigmoid")]:
+        assert out.op == op and out.parents == (a,)
+    assert a.op == "" and a.parents == () and a.local_grads == ()
+    c = a + a
+    assert c.parents == (a, a)  # two edges to the same node
+    r = 2 * a
+    assert r.parents[1] is a and r.parents[0].data == 2.0  # order kept for r-ops: 2 * a
+
+
+def test_every_rule_has_a_formula_and_is_exercised() -> None:
+    assert set(chainrule.RULES) == {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu"}
+    assert all(rule.formula.startswith("∂/∂") for rule in chainrule.RULES.values())
+
+
+# --- the seeds' worked examples --------------------------------------------------------------------
+
+
+def test_seed_expression_graph_L_equals_d_times_f() -> None:
+    a, b, c, f = Value(2.0, "a"), Value(-3.0, "b"), Value(10.0, "c"), Value(-2.0, "f")
+    e = a * b
+    e.label = "e"
+    d = e + c
+    L = d * f
+    L.backward()
+    assert L.data == -8.0
+    assert (a.grad, b.grad, c.grad, f.grad, d.grad, e.grad, L.grad) == (6.0, -4.0, -2.0, 4.0, -2.0, -2.0, 1.0)
+
+
+def test_seed_second_example_grads() -> None:
+    a, b, c, f = Value(1.0), Value(2.0), Value(3.0), Value(4.0)
+    e = a * b
+    d = e + c
+    L = d * f
+    L.backward()
+    assert [n.grad for n in (a, b, c, d, e, f, L)] == [8.0, 4.0, 4.0, 4.0, 4.0, 5.0, 1.0]
+
+
+def test_seed_tanh_neuron() -> None:
+    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
+    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
+    b = Value(6.8813735870195432, "b")
+    n = x1 * w1 + x2 * w2 + b
+    o = n.tanh()
+    o.backward()
+    assert o.data == pytest.approx(math.sqrt(0.5), abs=1e-12)
+    assert n.grad == pytest.approx(0.5, abs=1e-12)
+    assert (x1.grad, w1.grad, x2.grad, w2.grad, b.grad) == pytest.approx((-1.5, 1.0, 0.5, 0.0, 0.5), abs=1e-12)
+
+
+def test_seed_tanh_neuron_matches_torch() -> None:
+    if torch is None:
+        pytest.skip("PyTorch not installed")
+    vals = {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}
+    v = {k: Value(x, k) for k, x in vals.items()}
+    t = {k: tt(x) for k, x in vals.items()}
+    o = (v["x1"] * v["w1"] + v["x2"] * v["w2"] + v["b"]).tanh()
+    to = torch.tanh(t["x1"] * t["w1"] + t["x2"] * t["w2"] + t["b"])
+    o.backward()
+    to.backward()
+    assert o.data == pytest.approx(to.item(), abs=1e-12)
+    for k in vals:
+        assert v[k].grad == pytest.approx(t[k].grad.item(), abs=1e-10)
+
+
+def test_value_used_twice_accumulates() -> None:
+    a = Value(3.0, "a")
+    b = a + a
+    b.backward()
+    assert a.grad == 2.0
+    a2, b2 = Value(-2.0), Value(3.0)
+    f = (a2 * b2) * (a2 + b2)  # the seeds' second accumulation bug example
+    f.backward()
+    assert a2.grad == (b2.data * (a2.data + b2.data) + a2.data * b2.data)
+    assert b2.grad == (a2.data * (a2.data + b2.data) + a2.data * b2.data)
+
+
+# --- micrograd's own two tests, unchanged in spirit ------------------------------------------------
+
+
+@needs_torch
+def test_sanity_check() -> None:
+    x = Value(-4.0)
+    z = 2 * x + 2 + x
+    q = z.relu() + z * x
+    h = (z * z).relu()
+    y = h + q + q * x
+    y.backward()
+    xmg, ymg = x, y
+
+    xt = torch.Tensor([-4.0]).double()
+    xt.requires_grad = True
+    z = 2 * xt + 2 + xt
+    q = z.relu() + z * xt
+    h = (z * z).relu()
+    y = h + q + q * xt
+    y.backward()
+    assert ymg.data == y.data.item()
+    assert xmg.grad == xt.grad.item()
+
+
+@needs_torch
+def test_more_ops() -> None:
+    a = Value(-4.0)
+    b = Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    g.backward()
+    amg, bmg, gmg = a, b, g
+
+    a = torch.Tensor([-4.0]).double()
+    b = torch.Tensor([2.0]).double()
+    a.requires_grad = True
+    b.requires_grad = True
+    c = a + b
+    d = a * b + b**3
+    c = c + c + 1
+    c = c + 1 + c + (-a)
+    d = d + d * 2 + (b + a).relu()
+    d = d + 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g = g + 10.0 / f
+    g.backward()
+    tol = 1e-6
+    assert abs(gmg.data - g.data.item()) < tol
+    assert abs(amg.grad - a.grad.item()) < tol
+    assert abs(bmg.grad - b.grad.item()) < tol
+
+
+# --- random expression graphs against PyTorch ------------------------------------------------------
+
+# Each step: (op, index of first operand, index of second operand). Operands are drawn from everything
+# built so far, so subexpressions are shared. Ops are guarded to stay in their domain, off kinks.
+OPS = ["+", "-", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "rsub", "rdiv", "rpow"]
+
+
+def _build(lib: str, leaves: list[object], steps: list[tuple[str, int, int]]) -> list[object]:
+    nodes = list(leaves)
+    for op, i, j in steps:
+        a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
+        squash = (lambda x: x.tanh()) if lib == "cr" else torch.tanh  # keeps magnitudes tame
+        if op == "+":
+            out = a + b
+        elif op == "-":
+            out = a - b
+        elif op == "*":
+            out = squash(a * b)
+        elif op == "/":
+            out = a / (b * b + 1.0)  # denominator >= 1
+        elif op == "**":
+            out = (a * a + 0.5) ** squash(b)  # positive base, exponent in (-1, 1)
+        elif op == "exp":
+            out = squash(a).exp()
+        elif op == "log":
+            out = (a * a + 0.1).log()
+        elif op == "tanh":
+            out = a.tanh()
+        elif op == "sigmoid":
+            out = a.sigmoid()
+        elif op == "relu":
+            out = (a + 0.37).relu()  # shift away from the kink at 0 for the sampled leaves
+        elif op == "rsub":
+            out = 1.5 - a
+        elif op == "rdiv":
+            out = 2.0 / (a * a + 1.0)
+        else:
+            out = 1.7 ** squash(a)
+        nodes.append(out)
+    return nodes
+
+
+@needs_torch
+@settings(max_examples=60, deadline=None)
+@given(
+    leaves=st.lists(st.floats(-2, 2, allow_nan=False).filter(lambda x: abs(x + 0.37) > 1e-3),
+                    min_size=2, max_size=5),
+    steps=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 50), st.integers(0, 50)),
+                   min_size=10, max_size=30),
+)
+def test_random_graphs_match_torch(leaves: list[float], steps: list[tuple[str, int, int]]) -> None:
+    steps = steps + [(op, i, i + 1) for i, op in enumerate(OPS)]  # every op appears at least once
+    cr_leaves = [Value(x) for x in leaves]
+    t_leaves = [tt(x) for x in leaves]
+    cr_nodes = _build("cr", cr_leaves, steps)
+    t_nodes = _build("torch", t_leaves, steps)
+    # The output uses every node, so every node gets a gradient through several paths.
+    cr_out = sum(cr_nodes[len(leaves):], Value(0.0))
+    t_out = sum(t_nodes[len(leaves):], tt(0.0))
+    assert isinstance(cr_out, Value)
+    cr_out.backward()
+    t_out.backward()
+    assert cr_out.data == pytest.approx(t_out.item(), rel=1e-12, abs=1e-12)
+    for v, t in zip(cr_leaves, t_leaves, strict=True):
+        assert v.grad == pytest.approx(t.grad.item(), rel=1e-10, abs=1e-10)
+
+
+# --- backward: depth, order, repeated calls, memory ------------------------------------------------
+
+
+def test_million_node_chain_at_default_recursion_limit() -> None:
+    assert sys.getrecursionlimit() <= 10_000  # we never raise it
+    x, c = Value(0.5, "x"), Value(1e-6, "c")
+    y = x
+    for _ in range(1_000_000):
+        y = y + c
+    y.backward()
+    assert x.grad == 1.0
+    assert c.grad == 1_000_000.0
+    assert y.data == pytest.approx(1.5)
+
+
+def test_topological_order_puts_parents_first_and_is_deterministic() -> None:
+    a, b = Value(1.0, "a"), Value(2.0, "b")
+    c = a * b
+    d = c + a
+    e = d * c
+    order = topological_order(e)
+    assert len(order) == 5 and order[-1] is e
+    position = {id(n): i for i, n in enumerate(order)}
+    for n in order:
+        assert all(position[id(p)] < position[id(n)] for p in n.parents)
+    assert [n.label for n in topological_order(e)] == [n.label for n in order]
+
+
+def test_repeated_backward_doubles_leaves_and_resets_intermediates() -> None:
+    a, b = Value(2.0), Value(-3.0)
+    e = a * b
+    d = e + a
+    d.backward()
+    first = (a.grad, b.grad, e.grad, d.grad)
+    d.backward()
+    assert (a.grad, b.grad) == (2 * first[0], 2 * first[1])
+    assert (e.grad, d.grad) == (first[2], first[3])  # non-leaves describe this pass only
+
+
+def test_backward_on_a_leaf_accumulates() -> None:
+    a = Value(5.0)
+    a.backward()
+    a.backward()
+    assert a.grad == 2.0
+
+
+def test_graph_is_freed_by_refcount_without_the_garbage_collector() -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        x = Value(1.0)
+        y = (x * 2.0 + 1.0).tanh() * x
+        y.backward()
+        middle = weakref.ref(y.parents[0])
+        leaf_const = weakref.ref(y.parents[0].parents[0].parents[1])
+        del y
+        assert middle() is None and leaf_const() is None  # freed at once: no reference cycles
+        assert x.grad != 0.0  # the leaf we still hold keeps its grad
+    finally:
+        gc.enable()
+
+
+# --- the public surface ----------------------------------------------------------------------------
+
+
+def test_data_is_stored_as_python_float() -> None:
+    for x in [3, 2.5, True, np.float32(1.5), np.int64(7), np.float64(-2.0), Fraction(1, 4)]:
+        v = Value(x)
+        assert type(v.data) is float and v.data == float(x)
+    assert type((Value(np.float64(2.0)) * np.float64(3.0)).data) is float
+
+
+@pytest.mark.parametrize("bad", ["1.0", None, 1 + 2j, [1.0], (1.0,), {"a": 1}, np.array([1.0, 2.0])])
+def test_non_real_data_is_rejected_naming_the_type(bad: object) -> None:
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        Value(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["x", None, [1.0], 1j])
+def test_unsupported_operands_raise_pythons_type_error(bad: object) -> None:
+    v = Value(1.0)
+    ops = (lambda: v + bad, lambda: v * bad, lambda: v - bad, lambda: v / bad, lambda: v**bad,
+           lambda: bad + v, lambda: bad - v, lambda: bad * v, lambda: bad / v, lambda: bad**v)
+    for op in ops:
+        with pytest.raises(TypeError):  # Python's own message (we return NotImplemented)
+            op()
+    with pytest.raises(TypeError, match="unsupported operand type.*'Value' and 'NoneType'"):
+        v + None  # type: ignore[operator]
+
+
+def test_nan_and_inf_inputs_propagate() -> None:
+    assert math.isnan((Value(float("nan")) * 2.0).data)
+    assert math.isnan(Value(float("nan")).relu().data)
+    assert (Value(float("inf")) + 1.0).data == math.inf
+    assert Value(float("inf")).tanh().data == 1.0
+
+
+def test_tanh_and_sigmoid_are_stable_at_extremes() -> None:
+    for x, t, s in [(1000.0, 1.0, 1.0), (-1000.0, -1.0, 0.0), (710.0, 1.0, 1.0), (-745.0, -1.0, 0.0)]:
+        v, w = Value(x), Value(x)
+        vt, ws = v.tanh(), w.sigmoid()
+        vt.backward()
+        ws.backward()
+        assert vt.data == t and v.grad == 0.0
+        assert ws.data == pytest.approx(s, abs=1e-300) and w.grad == pytest.approx(0.0, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: Value(-1.0, label="x").log(), ValueError, r"log of non-positive input: Value\(data=-1.0, label='x'\)"),
+        (lambda: Value(0.0, label="z").log(), ValueError, "log of non-positive input: Value\\(data=0.0, label='z'\\)"),
+        (lambda: Value(1.0, label="n") / Value(0.0, label="d"), ZeroDivisionError, "division by zero: .*label='d'"),
+        (lambda: 1.0 / Value(0.0, label="d"), ZeroDivisionError, "division by zero: .*label='d'"),
+        (lambda: Value(1000.0, label="big").exp(), OverflowError, "exp overflow: Value\\(data=1000.0, label='big'\\)"),
+        (lambda: Value(0.0, label="z") ** -1, ZeroDivisionError, r"\*\* failed .*label='z'"),
+        (lambda: Value(-8.0, label="neg") ** (1 / 3), ValueError, r"\*\* failed .*label='neg'"),
+        (lambda: Value(10.0, label="b") ** 400, OverflowError, r"\*\* failed .*label='b'"),
+    ],
+)
+def test_domain_errors_name_the_op_and_the_value(
+    make: Callable[[], object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_relu_kink_convention_matches_torch() -> None:
+    v = Value(0.0)
+    v.relu().backward()
+    assert v.grad == 0.0  # relu'(0) = 0, as PyTorch
+
+
+def test_pow_with_constant_exponent_at_negative_base_gives_zero_exponent_grad() -> None:
+    x = Value(-3.0)
+    y = x**2
+    y.backward()
+    assert x.grad == -6.0 and y.parents[1].grad == 0.0  # documented convention (PyTorch: nan)
+
+
+def test_repr_label_and_attributes() -> None:
+    assert repr(Value(6.0)) == "Value(data=6.0, grad=0.0)"
+    v = Value(2.0, label="x")
+    assert repr(v) == "Value(data=2.0, grad=0.0, label='x')"
+    v.label = "y"
+    assert v.label == "y" and v.grad == 0.0
+    with pytest.raises(AttributeError):
+        v._prev = ()  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        v.anything_else = 1  # type: ignore[attr-defined]  # __slots__
+
+
+def test_identity_hashing_and_comparisons_on_data() -> None:
+    a, b = Value(1.0), Value(1.0)
+    assert a != b and a == a and len({a, b}) == 2  # identity, never value equality
+    assert Value(1.0) < Value(2.0) and Value(2.0) >= 2.0 and Value(3.0) > 2 and Value(1.0) <= 1.0
+    assert max([Value(1.0), Value(3.0), Value(2.0)]).data == 3.0
+
+
+def test_no_grad_records_nothing_and_detach_makes_a_leaf() -> None:
+    a = Value(2.0, "a")
+    with no_grad():
+        b = (a * 3.0).tanh()
+    assert b.parents == () and b.op == "" and b.local_grads == ()
+    c = a * 3.0  # recording is back on after the block
+    assert c.parents[0] is a
+    d = c.detach()
+    assert d.data == c.data and d.parents == () and d is not c
+    (d * a).backward()
+    assert c.grad == 0.0 and a.grad == d.data
+
+
+def test_no_grad_restores_recording_after_an_error() -> None:
+    with pytest.raises(ZeroDivisionError), no_grad():
+        Value(1.0) / 0.0
+    assert (Value(1.0) * 2.0).parents != ()
+
+
+def test_grad_and_value_and_grad() -> None:
+    f = lambda x, y: x * y + y.tanh()  # noqa: E731
+    dx, dy = chainrule.grad(f)(2.0, 0.5)
+    assert dx == 0.5 and dy == pytest.approx(2.0 + 1 - math.tanh(0.5) ** 2)
+    value, grads = chainrule.value_and_grad(f)(2.0, 0.5)
+    assert value == pytest.approx(1.0 + math.tanh(0.5)) and grads == (dx, dy)
+    assert chainrule.grad(lambda x: 3 * x**2 - 4 * x + 5)(3.0) == pytest.approx(14.0)
+    assert chainrule.grad(lambda x: 7.0)(1.0) == 0.0  # a constant function
