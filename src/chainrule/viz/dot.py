@@ -1,0 +1,285 @@
+"""Draw a Value graph with Graphviz, in the seeds' style: a record `{ label | data | grad }` per
+value, an oval per op, edges parent → op → value, left to right.
+
+Additions a learner needs once graphs get real:
+- leaves are coloured by kind (parameter, input, constant) and every box's outline by its grad
+  (green positive, red negative, thicker when larger);
+- `groups` collapse a neuron or a layer into one box showing its output's data and grad
+  (`model_groups` in `chainrule.viz.model` builds them for an MLP); `expand` opens one by name;
+- `max_nodes` refuses to draw a picture nobody could read, and says what to do instead.
+
+Node names come from the topological order, never from `id()`, so the same graph always gives
+the same DOT text, byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import graphviz
+
+from chainrule.engine import Value, topological_order
+from chainrule.viz.steps import fmt
+
+MAX_NODES = 300
+
+# kind of a value -> fill colour. Outline colour and width carry the grad.
+FILL = {
+    "param": "#fde68a",  # amber: what training changes
+    "input": "#bfdbfe",  # blue: data fed in
+    "const": "#e5e7eb",  # grey: numbers written into the expression
+    "value": "#ffffff",  # white: computed
+    "group": "#ede9fe",  # lavender: a collapsed neuron or layer
+}
+POSITIVE, NEGATIVE, ZERO = "#15803d", "#b91c1c", "#6b7280"
+
+
+class GraphTooLargeError(ValueError):
+    """The drawing would have more boxes than `max_nodes`."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """A part of the graph to draw as one box: everything computed from `inputs` to `outputs`.
+
+    Members are found by walking back from `outputs` without stepping into `inputs`, so a
+    neuron's group holds its weights, bias, products, sums and activation, but not the values
+    it reads from the previous layer.
+    """
+
+    name: str
+    outputs: tuple[Value, ...]
+    inputs: tuple[Value, ...] = ()
+
+    def members(self) -> list[Value]:
+        stop = {id(v) for v in self.inputs}
+        seen: set[int] = set()
+        found: list[Value] = []
+        stack = [v for v in self.outputs if id(v) not in stop]
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            found.append(v)
+            stack.extend(p for p in v.parents if id(p) not in stop and id(p) not in seen)
+        return found
+
+
+@dataclass
+class Drawing:
+    """What was drawn, and where each value went (the explorer needs the mapping)."""
+
+    dot: graphviz.Digraph
+    order: list[Value]  # topological order; value i is drawn as `v{i}` unless collapsed
+    index: dict[int, int]  # id(value) -> i
+    kinds: list[str]  # kind of value i
+    element: list[str]  # DOT node showing value i (`v{i}`, or `g{k}` when collapsed)
+    edge: dict[tuple[int, int], str]  # (value i, slot) -> DOT id of the drawn edge, if any
+    groups: list[tuple[str, Group, list[int]]] = field(default_factory=list)  # (elem, group, members)
+    collapsed: set[str] = field(default_factory=set)  # element ids of collapsed groups
+
+
+def escape_record(text: str) -> str:
+    """Make `text` safe inside a record label (and inside DOT's double quotes)."""
+    text = " ".join(text.split())  # no newlines or tabs inside a box
+    if len(text) > 60:
+        text = text[:59] + "…"
+    out = []
+    for ch in text:
+        if ch in '\\{}|<>"':
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _record(*fields: str) -> str:
+    # The outer braces lay the fields side by side under rankdir=LR, as in the seeds.
+    return "{ " + " | ".join(fields) + " }"
+
+
+def classify(v: Value, params: set[int], inputs: set[int] | None) -> str:
+    if v.parents:
+        return "value"
+    if id(v) in params:
+        return "param"
+    if inputs is not None:
+        return "input" if id(v) in inputs else "const"
+    return "input" if v.label else "const"
+
+
+def grad_style(grad: float, biggest: float) -> dict[str, str]:
+    """Outline by sign (green +, red -) and thickness by |grad| relative to the largest."""
+    if grad == 0 or not math.isfinite(grad) or biggest == 0:
+        color = ZERO if math.isfinite(grad) else NEGATIVE
+        return {"color": color, "penwidth": "1"}
+    share = min(1.0, math.sqrt(abs(grad) / biggest))
+    return {"color": POSITIVE if grad > 0 else NEGATIVE, "penwidth": f"{1 + 2.5 * share:.2f}"}
+
+
+def layout(
+    root: Value,
+    *,
+    rankdir: str = "LR",
+    params: Iterable[Value] | None = None,
+    inputs: Iterable[Value] | None = None,
+    groups: Sequence[Group] = (),
+    expand: Collection[str] = (),
+    max_nodes: int | None = MAX_NODES,
+    legend: bool = False,
+) -> Drawing:
+    """Build the drawing of `root`'s graph; `draw_dot` returns its `.dot`."""
+    order = topological_order(root)
+    index = {id(v): i for i, v in enumerate(order)}
+    param_ids = {id(v) for v in params} if params is not None else set()
+    input_ids = {id(v) for v in inputs} if inputs is not None else None
+    kinds = [classify(v, param_ids, input_ids) for v in order]
+
+    names = [g.name for g in groups]
+    unknown = sorted(set(expand) - set(names))
+    if unknown:
+        raise ValueError(f"cannot expand {unknown}: no such group (groups: {', '.join(names)})")
+
+    # Which values disappear into a collapsed box. A value claimed by two groups goes to the first.
+    element = [f"v{i}" for i in range(len(order))]
+    cluster_of: dict[int, str] = {}  # value i -> name of the expanded group drawn around it
+    group_info: list[tuple[str, Group, list[int]]] = []
+    collapsed: set[str] = set()
+    claimed: set[int] = set()
+    for k, g in enumerate(groups):
+        members = [index[id(v)] for v in g.members() if id(v) in index and index[id(v)] not in claimed]
+        members.sort()
+        claimed.update(members)
+        elem = f"g{k}"
+        group_info.append((elem, g, members))
+        if g.name in expand:
+            for i in members:
+                cluster_of[i] = g.name
+        else:
+            collapsed.add(elem)
+            for i in members:
+                element[i] = elem
+
+    boxes = len(set(element))
+    if max_nodes is not None and boxes > max_nodes:
+        hint = (
+            "draw a model grouped (groups=model_groups(model, x).neurons or .layers)"
+            if not groups
+            else "group by layer instead of by neuron, or expand fewer groups"
+        )
+        raise GraphTooLargeError(
+            f"graph has {boxes} boxes to draw, more than max_nodes={max_nodes}; {hint}, "
+            "or pass max_nodes=None to draw everything anyway"
+        )
+
+    drawn_grads = [abs(order[i].grad) for i in range(len(order)) if element[i] == f"v{i}"]
+    drawn_grads += [abs(v.grad) for _, g, _ in group_info for v in g.outputs]
+    biggest = max((g for g in drawn_grads if math.isfinite(g)), default=0.0)
+
+    dot = graphviz.Digraph(format="svg", graph_attr={"rankdir": rankdir, "ranksep": "0.35",
+                                                     "nodesep": "0.2"})
+    dot.attr("node", fontname="Helvetica", fontsize="12")
+    dot.attr("edge", color="#6b7280", arrowsize="0.7")
+
+    clusters: dict[str, graphviz.Digraph] = {}
+    for name in names:
+        if name in expand:
+            sub = graphviz.Digraph(name=f"cluster_{names.index(name)}")
+            sub.attr(label=escape_record(name), style="rounded,dashed", color="#7c3aed",
+                     fontname="Helvetica", fontcolor="#5b21b6")
+            clusters[name] = sub
+
+    for i, v in enumerate(order):
+        if element[i] != f"v{i}":
+            continue
+        target = clusters.get(cluster_of.get(i, ""), dot)
+        fields = [escape_record(v.label)] if v.label else []  # no empty cell for unnamed values
+        label = _record(*fields, f"data {fmt(v.data)}", f"grad {fmt(v.grad)}")
+        target.node(f"v{i}", label=label, shape="record", style="filled", fillcolor=FILL[kinds[i]],
+                    id=f"v{i}", **{"class": f"value {kinds[i]}"}, **grad_style(v.grad, biggest))
+        if v.op:
+            # Same naming as the seeds: the op's oval is the value's name + its op.
+            target.node(f"v{i}op", label=escape_record(v.op), id=f"v{i}op", width="0.45",
+                        height="0.32", margin="0.02", fontsize="11", **{"class": "op"})
+            dot.edge(f"v{i}op", f"v{i}", id=f"v{i}out")
+    for elem, g, members in group_info:
+        if elem not in collapsed:
+            continue
+        nparams = sum(1 for i in members if kinds[i] == "param")
+        title = escape_record(g.name) + (f" ({nparams} params)" if nparams else "")
+        if len(g.outputs) == 1:
+            out = g.outputs[0]
+            label = _record(title, f"data {fmt(out.data)}", f"grad {fmt(out.grad)}")
+            style = grad_style(out.grad, biggest)
+        else:
+            rows = " | ".join(
+                f"{j}: data {fmt(o.data)} grad {fmt(o.grad)}" for j, o in enumerate(g.outputs)
+            )
+            label = _record(title, "{ " + rows + " }")
+            style = {"color": "#7c3aed", "penwidth": "1.5"}
+        dot.node(elem, label=label, shape="Mrecord", style="filled", fillcolor=FILL["group"],
+                 id=elem, **{"class": "group"}, **style)
+    for sub in clusters.values():
+        dot.subgraph(sub)
+
+    # Edges parent -> op of the child, one per (child, slot): `a + a` gets two edges.
+    edge: dict[tuple[int, int], str] = {}
+    merged: dict[tuple[str, str], str] = {}  # edges touching a collapsed box are drawn once
+    for i, v in enumerate(order):
+        for slot, p in enumerate(v.parents):
+            src = element[index[id(p)]]
+            dst = element[i] if element[i] != f"v{i}" else (f"v{i}op" if v.op else f"v{i}")
+            if src == dst:
+                continue  # inside one collapsed box
+            if src in collapsed or dst in collapsed:
+                key = (src, dst)
+                if key not in merged:
+                    merged[key] = f"c{len(merged)}"
+                    dot.edge(src, dst, id=merged[key])
+                edge[(i, slot)] = merged[key]
+            else:
+                edge[(i, slot)] = f"e{i}_{slot}"
+                dot.edge(src, dst, id=f"e{i}_{slot}")
+
+    if legend:
+        _add_legend(dot)
+    return Drawing(dot, order, index, kinds, element, edge, group_info, collapsed)
+
+
+def _add_legend(dot: graphviz.Digraph) -> None:
+    rows = "".join(
+        f'<TR><TD BGCOLOR="{FILL[k]}">{text}</TD></TR>'
+        for k, text in (("param", "parameter"), ("input", "input"), ("const", "constant"),
+                        ("value", "computed"))
+    )
+    rows += (f'<TR><TD><FONT COLOR="{POSITIVE}">green outline: grad &gt; 0</FONT></TD></TR>'
+             f'<TR><TD><FONT COLOR="{NEGATIVE}">red outline: grad &lt; 0</FONT></TD></TR>'
+             "<TR><TD>thicker: larger |grad|</TD></TR>")
+    dot.node("legend", label=f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0">{rows}</TABLE>>',
+             shape="plaintext", fontsize="10", id="legend")
+
+
+def draw_dot(
+    root: Value,
+    rankdir: str = "LR",
+    *,
+    params: Iterable[Value] | None = None,
+    inputs: Iterable[Value] | None = None,
+    groups: Sequence[Group] = (),
+    expand: Collection[str] = (),
+    max_nodes: int | None = MAX_NODES,
+    legend: bool = False,
+) -> graphviz.Digraph:
+    """The graph of `root` as a `graphviz.Digraph` (shows inline in Jupyter).
+
+    params, inputs: which leaves to colour as parameters and as inputs. Without `inputs`, a
+        labelled leaf is an input and an unlabelled one (a number the engine wrapped) a constant.
+    groups: parts to draw collapsed, one box each (see `Group`, `model_groups`).
+    expand: names of groups to draw in full, framed by a dashed box.
+    max_nodes: refuse (GraphTooLargeError) rather than draw more boxes than this; None: no cap.
+    """
+    return layout(root, rankdir=rankdir, params=params, inputs=inputs, groups=groups,
+                  expand=expand, max_nodes=max_nodes, legend=legend).dot

@@ -1,0 +1,105 @@
+"""The backprop explorer: one self-contained HTML file that works offline.
+
+The page holds three things inline: Graphviz compiled to WebAssembly (the vendored
+`vendor/viz-global.js`, MIT, see `vendor/LICENSE`), the graph as DOT text plus its values and
+backward steps as JSON, and a small script (`explorer.js`) that lays the graph out, replays the
+steps and explains any node you click. The steps are `backward_steps(root)` and the derivative
+formulas are `RULES[op].formula`: the page computes nothing of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from chainrule.engine import RULES, Value
+from chainrule.viz.dot import MAX_NODES, Drawing, Group, layout
+from chainrule.viz.steps import backward_steps, fmt
+
+
+def _asset(name: str) -> str:
+    return resources.files("chainrule.viz").joinpath(name).read_text(encoding="utf-8")
+
+
+def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
+    """Everything the page shows, as JSON-able data (numbers pre-formatted as the drawing shows them)."""
+    order, index = drawing.order, drawing.index
+    root = order[-1]
+    values = [
+        {
+            "label": v.label,
+            "op": v.op,
+            "kind": drawing.kinds[i],
+            "data": fmt(v.data),
+            "grad": fmt(v.grad),
+            "g": v.grad,
+            "el": drawing.element[i],
+            "parents": [index[id(p)] for p in v.parents],
+            "locals": [fmt(x) for x in v.local_grads],
+            "formula": RULES[v.op].formula if v.op else "",
+        }
+        for i, v in enumerate(order)
+    ]
+    steps = [
+        [index[id(s.node)], index[id(s.parent)], s.slot, fmt(s.upstream), fmt(s.local),
+         fmt(s.contribution), fmt(s.after), s.after, drawing.edge.get((index[id(s.node)], s.slot))]
+        for s in backward_steps(root)
+    ]
+    groups = {
+        elem: {
+            "name": g.name,
+            "outputs": [index[id(o)] for o in g.outputs if id(o) in index],
+            "members": members,
+            "collapsed": elem in drawing.collapsed,
+        }
+        for elem, g, members in drawing.groups
+    }
+    return {"title": title, "dot": drawing.dot.source, "root": len(order) - 1, "values": values,
+            "steps": steps, "groups": groups}
+
+
+def _script_safe(text: str) -> str:
+    # Inside <script>, only "</" (as in "</script>") and "<!--" can end or confuse the block.
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def to_html(
+    root: Value,
+    path: str | Path | None = None,
+    *,
+    title: str = "chainrule: backprop explorer",
+    params: Iterable[Value] | None = None,
+    inputs: Iterable[Value] | None = None,
+    groups: Sequence[Group] = (),
+    expand: Collection[str] = (),
+    max_nodes: int | None = MAX_NODES,
+) -> str:
+    """The explorer page for `root`'s graph, as a string; also written to `path` if given.
+
+    Run `root.backward()` first if you want the page to open on the engine's grads (its Step
+    buttons replay backward from zero either way). Options as in `draw_dot`.
+    """
+    drawing = layout(root, params=params, inputs=inputs, groups=groups, expand=expand,
+                     max_nodes=max_nodes)
+    data = json.dumps(graph_data(drawing, title), ensure_ascii=False, separators=(",", ":"))
+    parts = {
+        "TITLE": _html_escape(title),
+        "CSS": _asset("explorer.css"),
+        "DATA": _script_safe(data),
+        "APP": _script_safe(_asset("explorer.js")),
+        "VIZ": _script_safe(_asset("vendor/viz-global.js")),
+    }
+    # One pass, so that text substituted in (a title, a label) is never searched for placeholders.
+    page = re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], _asset("explorer.html"))
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page
+
+
+def _html_escape(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))

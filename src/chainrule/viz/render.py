@@ -1,0 +1,74 @@
+"""`render(root, path)`: write a graph picture, its format chosen by the file's suffix.
+
+`.svg` and `.png` need Graphviz's `dot` program. Learners without it get the HTML explorer
+instead (it carries its own Graphviz, compiled to WebAssembly) and one warning line saying
+so, rather than the `ExecutableNotFound` traceback every peer library shows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+
+import graphviz
+
+from chainrule.engine import Value
+from chainrule.viz.dot import MAX_NODES, Group, draw_dot
+from chainrule.viz.html import to_html
+
+FORMATS = (".svg", ".png", ".html")
+
+
+class GraphvizMissingWarning(UserWarning):
+    """`dot` was not found, so an .html explorer was written instead of .svg/.png."""
+
+
+def render(
+    root: Value,
+    path: str | Path,
+    *,
+    params: Iterable[Value] | None = None,
+    inputs: Iterable[Value] | None = None,
+    groups: Sequence[Group] = (),
+    expand: Collection[str] = (),
+    max_nodes: int | None = MAX_NODES,
+    title: str | None = None,
+) -> Path:
+    """Write `root`'s graph to `path` (.svg, .png or .html) and return the path actually written.
+
+    Without Graphviz's `dot` on the PATH, .svg/.png fall back to `path` with suffix .html, with a
+    `GraphvizMissingWarning`. Options as in `draw_dot`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the format of {str(path)!r}: use one of {', '.join(FORMATS)}")
+    params = list(params) if params is not None else None
+    inputs = list(inputs) if inputs is not None else None
+    options = {"params": params, "inputs": inputs, "groups": groups, "expand": expand,
+               "max_nodes": max_nodes}
+    if suffix != ".html":
+        if shutil.which("dot") is not None:
+            dot = draw_dot(root, legend=True, **options)  # type: ignore[arg-type]
+            try:
+                path.write_bytes(dot.pipe(format=suffix[1:]))
+                return path
+            except (graphviz.ExecutableNotFound, graphviz.CalledProcessError, OSError,
+                    subprocess.SubprocessError) as err:
+                reason = f"Graphviz's dot failed ({type(err).__name__})"
+        else:
+            reason = "Graphviz's dot program is not on the PATH"
+        fallback = path.with_suffix(".html")
+        warnings.warn(
+            f"{reason}; wrote the HTML explorer {fallback} instead of {path} "
+            "(for .svg/.png install Graphviz: apt-get install graphviz, brew install graphviz, "
+            "or conda install graphviz)",
+            GraphvizMissingWarning,
+            stacklevel=2,
+        )
+        path = fallback
+    to_html(root, path, title=title or f"chainrule: {path.stem}", **options)  # type: ignore[arg-type]
+    return path
