@@ -42,9 +42,8 @@ class Step:
     def __str__(self) -> str:
         p, n = name_of(self.parent), name_of(self.node)
         return (
-            f"{self.index + 1:>3}. {n} ({self.node.op}) → {p}: grad({p}) += local × upstream = "
-            f"{fmt(self.local)} × {fmt(self.upstream)} = {fmt(self.contribution)}, "
-            f"now {fmt(self.after)}"
+            f"{self.index + 1:>3}. {n} ({self.node.op}) → {p}: grad({p}) += "
+            f"{fmt(self.local)} × {fmt(self.upstream)} = {fmt(self.contribution)} → {fmt(self.after)}"
         )
 
 
