@@ -1,0 +1,323 @@
+"""Run one benchmark job in this process and print its result as one JSON line.
+
+    python benchmarks/worker.py '<job json>'
+
+run.py starts one worker per (engine, workload, size), so imports are paid before any clock starts,
+engines never share a heap, and a crash (RecursionError, segfault, out of memory) costs only
+that job: run.py reads the return code and reports it.
+
+The garbage collector stays on unless the job says otherwise, because users run with it on.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import workloads as wl
+
+
+class GCTimer:
+    """Adds up the time spent inside the cyclic garbage collector (all generations), except the
+    collections this worker runs itself between repeats (`collect_off_clock`)."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self.collections = 0
+        self.paused = False
+        self._t0 = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if self.paused:
+            return
+        if phase == "start":
+            self._t0 = time.perf_counter_ns()
+        else:
+            self.ns += time.perf_counter_ns() - self._t0
+            self.collections += 1
+
+
+GC_TIMER = GCTimer()
+
+
+def collect_off_clock() -> None:
+    GC_TIMER.paused = True
+    gc.collect()
+    GC_TIMER.paused = False
+
+
+STAGE = {"now": "setup"}
+
+
+def stage(name: str) -> None:
+    # Written before each phase so that, if the process dies (segfault), run.py knows where.
+    STAGE["now"] = name
+    print(f"stage: {name}", file=sys.stderr, flush=True)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+# ---------------------------------------------------------------------------------------------
+# engines: each gives a leaf factory and a way to read a leaf's gradient as a float
+# ---------------------------------------------------------------------------------------------
+
+
+def batched_unsupported(Value: Any) -> str | None:
+    """None when chainrule's batched mode works, else why not (it lands after the eager engine)."""
+    import numpy as np
+
+    try:
+        w = Value(3.0)
+        x = Value(np.array([1.0, 2.0]))
+        s = (x * w).sum()
+        s.backward()
+        if not (abs(float(w.grad) - 3.0) < 1e-12 and np.allclose(x.grad, [3.0, 3.0])):
+            return f"batched mode gives wrong gradients: w.grad={w.grad!r}, x.grad={x.grad!r}"
+    except Exception as e:
+        return f"no batched mode in chainrule yet ({type(e).__name__}: {e})"
+    return None
+
+
+def load_engine(name: str, threads: int = 1
+                ) -> tuple[Callable[[Any], Any], Callable[[Any], float], dict[str, Any]]:
+    # torch gets one thread by default: the Python engines use one core, the tensors here are
+    # tiny, and a second thread spin-waits badly whenever the other core is busy.
+    info: dict[str, Any] = {}
+    if name in ("chainrule", "chainrule-batched"):
+        import chainrule
+        from chainrule.engine import Value
+
+        info["version"] = getattr(chainrule, "__version__", "dev")
+        if name == "chainrule-batched" and (why := batched_unsupported(Value)):
+            raise Skip(why)
+        return Value, lambda v: float(v.grad), info
+    if name == "micrograd":
+        from importlib.metadata import version
+
+        from micrograd.engine import Value
+
+        info["version"] = version("micrograd")
+        return Value, lambda v: float(v.grad), info
+    if name in ("torch-scalar", "torch-batched"):
+        import torch
+
+        info["version"] = torch.__version__
+        torch.set_num_threads(threads)
+        info["threads"] = torch.get_num_threads()
+        f64 = torch.float64
+
+        def leaf(x: Any) -> Any:
+            return torch.tensor(x, dtype=f64, requires_grad=True)
+
+        return leaf, lambda v: v.grad.item(), info
+    raise ValueError(f"unknown engine {name!r}")
+
+
+class Skip(Exception):
+    """The engine cannot run this job (not a crash): reported as skipped with the reason."""
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs
+# ---------------------------------------------------------------------------------------------
+
+
+def warm_up(leaf: Callable[[Any], Any]) -> None:
+    # First use pays one-off costs (PyTorch starts its autograd engine): keep them off the clock.
+    a, b = leaf(0.5), leaf(0.25)
+    ((a * b + 1.0).relu() ** 2).backward()
+
+
+def run_moons(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
+    weights, X, y, steps = job["weights"], job["X"], job["y"], job["steps"]
+    if engine == "torch-batched":
+        import torch
+
+        records = wl.moons_torch(torch, weights, X, y, steps)
+    elif engine == "chainrule-batched":
+        import numpy as np
+
+        records = wl.moons_batched(leaf, weights, np.array(X), np.array(y), steps)
+    else:
+        records = wl.moons_scalar(leaf, weights, X, y, steps)
+    # Step 0 is a warm-up (first-touch costs); the median is over the steps after it.
+    timed = [r["ns"] for r in records[1:]] or [records[0]["ns"]]
+    return {
+        "step_ms": wl.median(timed) / 1e6,
+        "step_ms_all": [r["ns"] / 1e6 for r in records],
+        "losses": [r["loss"] for r in records],
+        "accuracies": [r["acc"] for r in records],
+    }
+
+
+def repeat(job: dict[str, Any], once: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Up to job['repeats'] runs, stopping early once job['time_cap_s'] is used (at least one).
+    Between runs the graph is dropped and collected off the clock so each run starts clean."""
+    runs: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    for _ in range(job["repeats"]):
+        r = once()
+        del r["graph"]
+        collect_off_clock()
+        runs.append(r)
+        if time.perf_counter() - t_start > job["time_cap_s"]:
+            break
+    return runs
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    fwd = [r["fwd_ns"] for r in runs]
+    bwd = [r["bwd_ns"] for r in runs]
+    out = {
+        "repeats": len(runs),
+        "fwd_ms": wl.median(fwd) / 1e6,
+        "bwd_ms": wl.median(bwd) / 1e6,
+        "total_ms": wl.median([f + b for f, b in zip(fwd, bwd, strict=True)]) / 1e6,
+    }
+    for key in ("grad_rel_err", "grads_ok"):
+        if key in runs[0]:
+            out[key] = max(r[key] for r in runs) if key == "grad_rel_err" else all(
+                r[key] for r in runs)
+    return out
+
+
+def run_chain(leaf: Any, grad: Any, job: dict[str, Any]) -> dict[str, Any]:
+    return summarize(repeat(job, lambda: wl.chain(leaf, grad, job["n"], stage)))
+
+
+def run_wide(leaf: Any, grad: Any, job: dict[str, Any]) -> dict[str, Any]:
+    A, B = wl.wide_inputs(job["n"])
+    out = summarize(repeat(job, lambda: wl.wide(leaf, grad, A, B, stage)))
+    out["nodes"] = wl.wide_nodes(job["n"])
+    return out
+
+
+def run_wide_mem(leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """Bytes per node of the wide graph, measured twice in a run that times nothing:
+    resident memory (sees C/C++ allocations too, e.g. PyTorch's) on a fresh heap, then
+    tracemalloc (exact Python-heap bytes, blind to PyTorch's C++ allocator)."""
+    n = job["n"]
+    nodes = wl.wide_nodes(n)
+    A, B = wl.wide_inputs(n)
+    gc.collect()
+    rss0 = rss_bytes()
+    graph = wl.build_wide(leaf, A, B)
+    rss1 = rss_bytes()
+    graph[2].backward()
+    rss2 = rss_bytes()
+    del graph
+    gc.collect()
+
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    graph = wl.build_wide(leaf, A, B)
+    after_fwd = tracemalloc.get_traced_memory()[0] - base
+    graph[2].backward()
+    after_bwd, peak = (m - base for m in tracemalloc.get_traced_memory())
+    tracemalloc.stop()
+    return {
+        "nodes": nodes,
+        "rss_bytes_per_node": (rss1 - rss0) / nodes,
+        "rss_bytes_per_node_after_bwd": (rss2 - rss0) / nodes,
+        "traced_bytes_per_node": after_fwd / nodes,
+        "traced_bytes_per_node_after_bwd": after_bwd / nodes,
+        "traced_peak_bytes_per_node": peak / nodes,
+    }
+
+
+def run_ops(leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
+    n, repeats = job["n"], job["repeats"]
+    loop_ns = wl.median([wl.time_loop(n) for _ in range(repeats)])
+    ns_per_op: dict[str, float | None] = {}
+    for op in wl.OPS:
+        if not wl.op_supported(leaf, op):
+            ns_per_op[op] = None
+            continue
+        samples = []
+        for _ in range(repeats):
+            ns, graph = wl.time_op(leaf, op, n)
+            del graph
+            collect_off_clock()
+            samples.append(ns)
+        ns_per_op[op] = (wl.median(samples) - loop_ns) / n
+    bn = job["backward_n"]
+    bwd = []
+    for _ in range(repeats):
+        leaves, s = wl.build_backward_graph(leaf, bn)
+        t0 = time.perf_counter_ns()
+        s.backward()
+        bwd.append(time.perf_counter_ns() - t0)
+        del leaves, s
+        collect_off_clock()
+    return {
+        "ns_per_op": ns_per_op,
+        "loop_overhead_ns": loop_ns / n,
+        "backward_ns_per_node": wl.median(bwd) / wl.backward_nodes(bn),
+        "backward_graph_nodes": wl.backward_nodes(bn),
+    }
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1]) if sys.argv[1] != "-" else json.load(sys.stdin)
+    engine, workload = job["engine"], job["workload"]
+    result: dict[str, Any] = {"engine": engine, "workload": workload}
+    stage("setup")
+    if job.get("recursion_limit"):
+        sys.setrecursionlimit(job["recursion_limit"])
+    try:
+        leaf, grad, info = load_engine(engine, job.get("torch_threads", 1))
+        result["engine_info"] = info
+        warm_up(leaf)
+    except Skip as e:
+        result["skipped"] = str(e)
+        print(json.dumps(result))
+        return
+    if job.get("gc", True):
+        gc.enable()
+    else:
+        gc.disable()
+    gc.callbacks.append(GC_TIMER)
+    rss_start = rss_bytes()
+    t0 = time.perf_counter_ns()
+    try:
+        if workload == "moons":
+            result.update(run_moons(engine, leaf, job))
+        elif workload == "chain":
+            result.update(run_chain(leaf, grad, job))
+        elif workload == "wide":
+            result.update(run_wide(leaf, grad, job))
+        elif workload == "wide-mem":
+            result.update(run_wide_mem(leaf, job))
+        elif workload == "ops":
+            result.update(run_ops(leaf, job))
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+    except (RecursionError, MemoryError) as e:
+        # An engine's failure, not the benchmark's: report it as the result.
+        result["error"] = f"{type(e).__name__}: {e}"
+        result["stage"] = STAGE["now"]
+    wall_ns = time.perf_counter_ns() - t0
+    gc.callbacks.remove(GC_TIMER)
+    result["gc"] = job.get("gc", True)
+    result["gc_share"] = GC_TIMER.ns / wall_ns if wall_ns else 0.0
+    result["gc_collections"] = GC_TIMER.collections
+    result["peak_rss_above_start_mb"] = max(0, peak_rss_bytes() - rss_start) / 2**20
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

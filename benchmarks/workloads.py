@@ -1,0 +1,283 @@
+"""The four benchmark workloads, written once and run unchanged by every engine.
+
+Every scalar engine here (chainrule, micrograd, PyTorch on 0-d tensors) is driven through the same
+few lines: a `leaf(x)` factory, Python operators, `.relu()`/`.tanh()`/`.exp()` methods and
+`.backward()`. So each engine builds exactly the same graph, op for op, and differences in time
+are the engines' own. Only PyTorch's batched moons step is written in PyTorch's idiom (matrices),
+because that is how a PyTorch user would write it.
+
+No function here prints, reads argv or touches the garbage collector: `worker.py` does that.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Leaf = Callable[[float], Any]
+Layers = list[list[tuple[list[Any], Any]]]  # layer -> neuron -> (weights, bias)
+
+# ---------------------------------------------------------------------------------------------
+# moons: one step of micrograd's demo.ipynb
+# ---------------------------------------------------------------------------------------------
+
+
+def make_layers(leaf: Leaf, weights: list[list[list[float]]]) -> Layers:
+    """weights[layer][neuron] = [w_0, ..., w_{nin-1}, b], as drawn once by run.py."""
+    return [[([leaf(w) for w in neuron[:-1]], leaf(neuron[-1])) for neuron in layer]
+            for layer in weights]
+
+
+def parameters(layers: Layers) -> list[Any]:
+    # micrograd's order: layer by layer, neuron by neuron, weights then bias. The L2 term sums in
+    # this order, so keeping it keeps the losses bit-identical across engines.
+    return [p for layer in layers for w, b in layer for p in [*w, b]]
+
+
+def mlp(layers: Layers, x: list[Any]) -> Any:
+    """micrograd's MLP forward by hand: act = b + w0*x0 + w1*x1 + ... (left to right), ReLU
+    on hidden layers, linear output. Works on scalar Values and on batched Values alike."""
+    for i, layer in enumerate(layers):
+        out = []
+        for w, b in layer:
+            act = b
+            for wi, xi in zip(w, x, strict=True):
+                act = act + wi * xi
+            out.append(act if i == len(layers) - 1 else act.relu())
+        x = out
+    return x[0]
+
+
+def learning_rate(k: int) -> float:
+    return 1.0 - 0.9 * k / 100  # the demo's schedule
+
+
+def moons_scalar(leaf: Leaf, weights: list[list[list[float]]], X: Sequence[Sequence[float]],
+                 y: Sequence[float], steps: int) -> list[dict[str, float]]:
+    """The demo's step, one Value per number (micrograd, chainrule eager)."""
+    layers = make_layers(leaf, weights)
+    params = parameters(layers)
+    records = []
+    for k in range(steps):
+        t0 = time.perf_counter_ns()
+        inputs = [[leaf(xi) for xi in row] for row in X]
+        scores = [mlp(layers, x) for x in inputs]
+        # hinge loss; the demo writes 1 + -yi*scorei, the same floats (+ and * commute exactly)
+        losses = [(s * -yi + 1.0).relu() for yi, s in zip(y, scores, strict=True)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        reg_loss = 1e-4 * sum(p * p for p in params)
+        total = data_loss + reg_loss
+        accuracy = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores, strict=True)) / len(y)
+        for p in params:
+            p.grad = 0.0
+        total.backward()
+        lr = learning_rate(k)
+        for p in params:
+            p.data -= lr * p.grad
+        t1 = time.perf_counter_ns()
+        records.append({"ns": t1 - t0, "loss": float(total.data), "acc": float(accuracy)})
+    return records
+
+
+def moons_batched(leaf: Leaf, weights: list[list[list[float]]], X: Any, y: Any,
+                  steps: int) -> list[dict[str, float]]:
+    """The same step with chainrule's batched mode: one Value holds a feature column (a 1-D
+    array), so the same per-example model code builds one graph for the whole batch."""
+    layers = make_layers(leaf, weights)
+    params = parameters(layers)
+    records = []
+    for k in range(steps):
+        t0 = time.perf_counter_ns()
+        inputs = [leaf(X[:, 0]), leaf(X[:, 1])]
+        scores = mlp(layers, inputs)
+        losses = (scores * leaf(-y) + 1.0).relu()
+        data_loss = losses.sum() * (1.0 / len(y))
+        reg_loss = 1e-4 * sum(p * p for p in params)
+        total = data_loss + reg_loss
+        accuracy = float(((y > 0) == (scores.data > 0)).mean())
+        for p in params:
+            p.grad = 0.0
+        total.backward()
+        lr = learning_rate(k)
+        for p in params:
+            p.data -= lr * p.grad
+        t1 = time.perf_counter_ns()
+        records.append({"ns": t1 - t0, "loss": float(total.data), "acc": accuracy})
+    return records
+
+
+def moons_torch(torch: Any, weights: list[list[list[float]]], X: Any, y: Any,
+                steps: int) -> list[dict[str, float]]:
+    """The same step as a PyTorch user writes it: float64 tensors, one matmul per layer."""
+    f64 = torch.float64
+    Ws = [torch.tensor([n[:-1] for n in layer], dtype=f64, requires_grad=True) for layer in weights]
+    bs = [torch.tensor([n[-1] for n in layer], dtype=f64, requires_grad=True) for layer in weights]
+    Xt = torch.tensor(X, dtype=f64)
+    yt = torch.tensor(y, dtype=f64)
+    params = [p for W, b in zip(Ws, bs, strict=True) for p in (W, b)]
+    records = []
+    for k in range(steps):
+        t0 = time.perf_counter_ns()
+        h = Xt
+        for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+            h = torch.addmm(b, h, W.t())
+            if i < len(Ws) - 1:
+                h = h.relu()
+        scores = h[:, 0]
+        losses = (scores * -yt + 1.0).relu()
+        data_loss = losses.sum() * (1.0 / len(y))
+        reg_loss = 1e-4 * sum((p * p).sum() for p in params)
+        total = data_loss + reg_loss
+        accuracy = ((yt > 0) == (scores > 0)).double().mean().item()
+        for p in params:
+            p.grad = None
+        total.backward()
+        lr = learning_rate(k)
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+        t1 = time.perf_counter_ns()
+        records.append({"ns": t1 - t0, "loss": total.item(), "acc": accuracy})
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# chain: y = y*1.0001 + 0.0001, n deep
+# ---------------------------------------------------------------------------------------------
+
+
+def chain(leaf: Leaf, grad: Callable[[Any], float], n: int,
+          stage: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    stage("forward")
+    t0 = time.perf_counter_ns()
+    x = leaf(1.0)
+    y = x
+    for _ in range(n):
+        y = y * 1.0001 + 0.0001
+    t1 = time.perf_counter_ns()
+    stage("backward")
+    y.backward()
+    t2 = time.perf_counter_ns()
+    expected = 1.0001**n  # dy/dx
+    rel_err = abs(grad(x) - expected) / expected
+    return {"fwd_ns": t1 - t0, "bwd_ns": t2 - t1, "grad_rel_err": rel_err, "graph": (x, y)}
+
+
+# ---------------------------------------------------------------------------------------------
+# wide: a_0*b_0 + a_1*b_1 + ... summed left to right
+# ---------------------------------------------------------------------------------------------
+
+
+def wide_inputs(n: int, seed: int = 0) -> tuple[list[float], list[float]]:
+    rng = random.Random(seed)
+    return [rng.uniform(-1, 1) for _ in range(n)], [rng.uniform(-1, 1) for _ in range(n)]
+
+
+def wide_nodes(n: int) -> int:
+    return 2 * n + n + (n - 1)  # leaves, products, sums
+
+
+def build_wide(leaf: Leaf, A: list[float], B: list[float]) -> tuple[list[Any], list[Any], Any]:
+    xs = [leaf(a) for a in A]
+    ys = [leaf(b) for b in B]
+    s = xs[0] * ys[0]
+    for x, y in zip(xs[1:], ys[1:], strict=True):
+        s = s + x * y
+    return xs, ys, s
+
+
+def wide(leaf: Leaf, grad: Callable[[Any], float], A: list[float], B: list[float],
+         stage: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    stage("forward")
+    t0 = time.perf_counter_ns()
+    xs, ys, s = build_wide(leaf, A, B)
+    t1 = time.perf_counter_ns()
+    stage("backward")
+    s.backward()
+    t2 = time.perf_counter_ns()
+    # d s / d a_i = b_i, exactly
+    probe = range(0, len(A), max(1, len(A) // 97))
+    ok = all(grad(xs[i]) == B[i] and grad(ys[i]) == A[i] for i in probe)
+    return {"fwd_ns": t1 - t0, "bwd_ns": t2 - t1, "grads_ok": ok, "graph": (xs, ys, s)}
+
+
+# ---------------------------------------------------------------------------------------------
+# ops: ns per op, and backward ns per node
+# ---------------------------------------------------------------------------------------------
+
+OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b,
+    "*": lambda a, b: a * b,
+    "**": lambda a, b: a**2,
+    "relu": lambda a, b: a.relu(),
+    "tanh": lambda a, b: a.tanh(),
+    "exp": lambda a, b: a.exp(),
+}
+
+
+def op_supported(leaf: Leaf, op: str) -> bool:
+    try:
+        OPS[op](leaf(0.5), leaf(0.25))
+    except (AttributeError, TypeError, AssertionError):
+        return False
+    return True
+
+
+def time_op(leaf: Leaf, op: str, n: int) -> tuple[int, Any]:
+    """Apply one op n times, written out (no lambda call) so the only overhead left is the loop,
+    which `time_loop` measures and the caller subtracts. Returns (ns, outputs)."""
+    rng = random.Random(1)
+    xs = [leaf(rng.uniform(-1, 1)) for _ in range(n)]
+    ys = [leaf(rng.uniform(-1, 1)) for _ in range(n)]
+    t0 = time.perf_counter_ns()
+    if op == "+":
+        out = [a + b for a, b in zip(xs, ys, strict=True)]
+    elif op == "*":
+        out = [a * b for a, b in zip(xs, ys, strict=True)]
+    elif op == "**":
+        out = [a**2 for a, b in zip(xs, ys, strict=True)]
+    elif op == "relu":
+        out = [a.relu() for a, b in zip(xs, ys, strict=True)]
+    elif op == "tanh":
+        out = [a.tanh() for a, b in zip(xs, ys, strict=True)]
+    elif op == "exp":
+        out = [a.exp() for a, b in zip(xs, ys, strict=True)]
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    t1 = time.perf_counter_ns()
+    return t1 - t0, (xs, ys, out)
+
+
+def time_loop(n: int) -> int:
+    xs = list(range(n))
+    ys = list(range(n))
+    t0 = time.perf_counter_ns()
+    out = [a for a, b in zip(xs, ys, strict=True)]
+    t1 = time.perf_counter_ns()
+    del out
+    return t1 - t0
+
+
+def backward_nodes(n: int) -> int:
+    return 3 * n + 4 * n + (n - 1)  # leaves a, b, c; *, +, relu, **; the sum
+
+
+def build_backward_graph(leaf: Leaf, n: int) -> tuple[list[Any], Any]:
+    """s = sum_i relu(a_i*b_i + c_i)**2: a mix of + * relu ** that every engine supports."""
+    rng = random.Random(2)
+    leaves = [leaf(rng.uniform(-1, 1)) for _ in range(3 * n)]
+    s = None
+    for i in range(n):
+        a, b, c = leaves[3 * i: 3 * i + 3]
+        t = (a * b + c).relu() ** 2
+        s = t if s is None else s + t
+    return leaves, s
+
+
+def median(xs: Sequence[float]) -> float:
+    ys = sorted(xs)
+    mid = len(ys) // 2
+    return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
+
