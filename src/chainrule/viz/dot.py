@@ -5,7 +5,7 @@ Additions a learner needs once graphs get real:
 - leaves are coloured by kind (parameter, input, constant) and every box's outline by its grad
   (green positive, red negative, thicker when larger);
 - `groups` collapse a neuron or a layer into one box showing its output's data and grad
-  (`model_groups` in `chainrule.viz.model` builds them for an MLP); `expand` opens one by name;
+  (`trace_model` in `chainrule.viz.model` finds them in an MLP); `expand` opens one by name;
 - `max_nodes` refuses to draw a picture nobody could read, and says what to do instead.
 
 Node names come from the topological order, never from `id()`, so the same graph always gives
@@ -166,7 +166,7 @@ def layout(
     boxes = len(set(element))
     if max_nodes is not None and boxes > max_nodes:
         hint = (
-            "draw a model grouped (groups=model_groups(model, x).neurons or .layers)"
+            "draw a model grouped: t = trace_model(model, x), then groups=t.neurons or t.layers"
             if not groups
             else "group by layer instead of by neuron, or expand fewer groups"
         )
@@ -188,7 +188,7 @@ def layout(
     for name in names:
         if name in expand:
             sub = graphviz.Digraph(name=f"cluster_{names.index(name)}")
-            sub.attr(label=escape_record(name), style="rounded,dashed", color="#7c3aed",
+            sub.attr(label=" ".join(name.split()), style="rounded,dashed", color="#7c3aed",
                      fontname="Helvetica", fontcolor="#5b21b6")
             clusters[name] = sub
 
@@ -277,7 +277,7 @@ def draw_dot(
 
     params, inputs: which leaves to colour as parameters and as inputs. Without `inputs`, a
         labelled leaf is an input and an unlabelled one (a number the engine wrapped) a constant.
-    groups: parts to draw collapsed, one box each (see `Group`, `model_groups`).
+    groups: parts to draw collapsed, one box each (see `Group`, `trace_model`).
     expand: names of groups to draw in full, framed by a dashed box.
     max_nodes: refuse (GraphTooLargeError) rather than draw more boxes than this; None: no cap.
     """

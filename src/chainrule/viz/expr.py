@@ -32,6 +32,7 @@ FUNCTIONS: dict[str, Callable[[Value], Value]] = {
 
 # Limits keep hostile input cheap: no deep recursion in the parser, no huge graphs.
 MAX_LENGTH = 10_000
+LABEL_LENGTH = 40  # a subexpression's text becomes its value's label when it is this short
 MAX_DEPTH = 100  # each level is ~6 Python frames; the default recursion limit is 1000
 
 _ALLOWED = "numbers, names, + - * / **, parentheses and calls to " + " ".join(FUNCTIONS)
@@ -302,25 +303,52 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "**": 4}
 
 
 def unparse(tree: Node) -> str:
-    """Canonical text of a (sub)expression, with only the parentheses it needs: labels for the graph."""
-    if isinstance(tree, Num):
-        return tree.text
-    if isinstance(tree, Name):
-        return tree.name
-    if isinstance(tree, Call):
-        return f"{tree.func}({unparse(tree.arg)})"
-    if isinstance(tree, Neg):
-        inner = unparse(tree.operand)
-        return f"-{inner}" if _prec(tree.operand) >= 3 else f"-({inner})"
-    me = _PRECEDENCE[tree.op]
-    left, right = unparse(tree.left), unparse(tree.right)
+    """Canonical text of an expression, with only the parentheses it needs."""
+    text = _texts(tree)[id(tree)]
+    assert text is not None  # no limit given
+    return text
+
+
+def _texts(tree: Node, limit: int | None = None) -> dict[int, str | None]:
+    """The text of every subtree (by id), built bottom-up without recursion.
+
+    With `limit`, texts longer than that are None (and so are their parents'): a 3000-term sum
+    must not build 3000 ever-longer strings.
+    """
+    out: dict[int, str | None] = {}
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, ready = stack.pop()
+        kids = _children(node)
+        if kids and not ready:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids)
+            continue
+        parts = [out[id(k)] for k in kids]
+        text = None if any(p is None for p in parts) else _join(node, [p or "" for p in parts])
+        out[id(node)] = None if text is None or (limit is not None and len(text) > limit) else text
+    return out
+
+
+def _join(node: Node, parts: list[str]) -> str:
+    """One node's text from its children's texts."""
+    if isinstance(node, Num):
+        return node.text
+    if isinstance(node, Name):
+        return node.name
+    if isinstance(node, Call):
+        return f"{node.func}({parts[0]})"
+    if isinstance(node, Neg):
+        return f"-{parts[0]}" if _prec(node.operand) >= 3 else f"-({parts[0]})"
+    me = _PRECEDENCE[node.op]
+    left, right = parts
     # ** is right-associative, the others left-associative: parenthesise the other side on ties.
-    if _prec(tree.left) < me or (tree.op == "**" and _prec(tree.left) == me):
+    if _prec(node.left) < me or (node.op == "**" and _prec(node.left) == me):
         left = f"({left})"
-    if _prec(tree.right) < me or (tree.op != "**" and _prec(tree.right) == me):
+    if _prec(node.right) < me or (node.op != "**" and _prec(node.right) == me):
         right = f"({right})"
-    spaced = tree.op in ("+", "-")
-    return f"{left} {tree.op} {right}" if spaced else f"{left}{tree.op}{right}"
+    spaced = node.op in ("+", "-")
+    return f"{left} {node.op} {right}" if spaced else f"{left}{node.op}{right}"
 
 
 def _prec(tree: Node) -> int:
@@ -375,6 +403,7 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
         raise ExprError(f"{', '.join(extra)} not used in the expression", 1, "--at")
 
     leaves = {n: Value(float(env[n]), label=n) for n in used}
+    labels = _texts(tree, limit=LABEL_LENGTH)
     # Post-order walk with an explicit stack: a long chain like 1+1+...+1 is a deep tree.
     results: dict[int, Value] = {}
     stack: list[tuple[Node, bool]] = [(tree, False)]
@@ -401,7 +430,7 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
                 raise ExprError(f"cannot compute: {reason}", node.pos + 1) from None
             if not finite:
                 raise ExprError("overflow: the result is not a finite number", node.pos + 1)
-            out.label = unparse(node)
+            out.label = labels[id(node)] or ""  # a long subexpression stays unnamed
             results[id(node)] = out
     return results[id(tree)], leaves
 

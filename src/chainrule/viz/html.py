@@ -10,6 +10,7 @@ formulas are `RULES[op].formula`: the page computes nothing of its own.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 from importlib import resources
@@ -36,7 +37,7 @@ def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
             "kind": drawing.kinds[i],
             "data": fmt(v.data),
             "grad": fmt(v.grad),
-            "g": v.grad,
+            "g": _finite(v.grad),
             "el": drawing.element[i],
             "parents": [index[id(p)] for p in v.parents],
             "locals": [fmt(x) for x in v.local_grads],
@@ -46,7 +47,7 @@ def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
     ]
     steps = [
         [index[id(s.node)], index[id(s.parent)], s.slot, fmt(s.upstream), fmt(s.local),
-         fmt(s.contribution), fmt(s.after), s.after, drawing.edge.get((index[id(s.node)], s.slot))]
+         fmt(s.contribution), fmt(s.after), _finite(s.after), drawing.edge.get((index[id(s.node)], s.slot))]
         for s in backward_steps(root)
     ]
     groups = {
@@ -60,6 +61,11 @@ def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
     }
     return {"title": title, "dot": drawing.dot.source, "root": len(order) - 1, "values": values,
             "steps": steps, "groups": groups}
+
+
+def _finite(x: float) -> float | None:
+    # JSON has no inf or nan; the page shows the formatted text and colours null as zero.
+    return x if math.isfinite(x) else None
 
 
 def _script_safe(text: str) -> str:
@@ -89,7 +95,8 @@ def to_html(
     parts = {
         "TITLE": _html_escape(title),
         "CSS": _asset("explorer.css"),
-        "DATA": _script_safe(data),
+        # '<' only occurs inside JSON strings, where \u003c means the same: no tag can form.
+        "DATA": data.replace("<", "\\u003c"),
         "APP": _script_safe(_asset("explorer.js")),
         "VIZ": _script_safe(_asset("vendor/viz-global.js")),
     }
