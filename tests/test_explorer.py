@@ -1,0 +1,283 @@
+"""The backprop explorer in real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+Without /usr/bin/chromium or the playwright package these tests skip, saying why; with
+CHAINRULE_REQUIRE_BROWSER=1 (set in CI) they fail instead. Screenshots go to
+tests/output/explorer/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainrule import RULES, Value
+from chainrule.engine import topological_order
+from chainrule.nn import MLP
+from chainrule.viz import backward_steps, to_html, trace_model
+from chainrule.viz.dot import layout
+from chainrule.viz.steps import fmt
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+OUT = Path(__file__).parent / "output" / "explorer"
+REQUIRE = os.environ.get("CHAINRULE_REQUIRE_BROWSER") == "1"
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"{reason}, but CHAINRULE_REQUIRE_BROWSER=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: Any, html: Path, width: int = 1280, height: int = 800) -> Any:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Offline means offline: any request that is not the file itself fails the test.
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith("file:") else None)
+    page.goto(html.resolve().as_uri())
+    page.wait_for_selector("body[data-ready]", timeout=120_000)
+    assert page.evaluate("document.body.dataset.ready") == "1", page.inner_text("#graph")
+    assert not errors, errors
+    assert not requests, requests
+    page.errors = errors
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / f"{name}.png"))
+
+
+# JS: the grad text each box shows, by box id (values `v{i}`, collapsed neurons `g{k}`).
+DISPLAYED = """() => {
+  const out = {};
+  document.querySelectorAll('#graph g.node.value, #graph g.node.group').forEach(g => {
+    const t = [...g.querySelectorAll('text')].map(t => t.textContent).filter(s => s.startsWith('grad '));
+    if (t.length) out[g.id] = t[t.length - 1];
+  });
+  return out;
+}"""
+
+# JS: boxes whose text sticks out of them (a tidy page has none).
+OVERFLOWING = """() => {
+  const bad = [];
+  document.querySelectorAll('#graph g.node').forEach(g => {
+    const shape = g.querySelector(':scope > polygon, :scope > path, :scope > ellipse');
+    if (!shape) return;
+    const box = shape.getBBox();
+    g.querySelectorAll('text').forEach(t => {
+      const b = t.getBBox();
+      if (b.x < box.x - 1 || b.x + b.width > box.x + box.width + 1) bad.push(g.id + ': ' + t.textContent);
+    });
+  });
+  return bad;
+}"""
+
+
+def seeds_neuron() -> tuple[Value, list[Value]]:
+    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
+    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
+    b = Value(6.8813735870195432, "b")
+    x1w1 = x1 * w1
+    x1w1.label = "x1*w1"
+    x2w2 = x2 * w2
+    x2w2.label = "x2*w2"
+    s = x1w1 + x2w2
+    s.label = "x1*w1 + x2*w2"
+    n = s + b
+    n.label = "n"
+    o = n.tanh()
+    o.label = "o"
+    return o, [w1, w2, b]
+
+
+def test_neuron_step_through_whole_pass(browser: Any, tmp_path: Path) -> None:
+    root, params = seeds_neuron()
+    root.backward()
+    html = tmp_path / "neuron.html"
+    to_html(root, html, params=params, title="The seeds' neuron: o = tanh(x1*w1 + x2*w2 + b)")
+    order = topological_order(root)
+    index = {id(v): i for i, v in enumerate(order)}
+    page = open_page(browser, html)
+
+    assert page.locator("#graph g.node.value").count() == len(order) == 10
+    assert page.locator("#graph g.node.op").count() == 5
+    final = page.evaluate(DISPLAYED)
+    assert final == {f"v{i}": f"grad {fmt(v.grad)}" for i, v in enumerate(order)}
+    assert page.evaluate(OVERFLOWING) == []
+    shot(page, "neuron-1280-final")
+
+    page.click("#reset")
+    assert set(page.evaluate(DISPLAYED).values()) == {"grad 0.0000"}
+    page.click("#step")  # the seed
+    assert page.evaluate(DISPLAYED)[f"v{len(order) - 1}"] == "grad 1.0000"
+    steps = list(backward_steps(root))
+    for k, s in enumerate(steps):
+        page.click("#step")
+        shown = page.evaluate(DISPLAYED)
+        assert shown[f"v{index[id(s.parent)]}"] == f"grad {fmt(s.after)}", s
+        assert f"= {fmt(s.contribution)}" in page.inner_text("#explain")
+        assert page.locator("#graph g.node.cur").count() >= 1
+        if k == 3:
+            shot(page, "neuron-1280-step4")
+            assert page.evaluate(OVERFLOWING) == []
+    assert page.evaluate(DISPLAYED) == final  # the end of the replay is the engine's backward
+    assert page.locator("#step").is_disabled()
+    assert "Done." in page.inner_text("#explain")
+
+    # Back undoes one step exactly.
+    page.click("#back")
+    last = steps[-1]
+    assert page.evaluate(DISPLAYED)[f"v{index[id(last.parent)]}"] == f"grad {fmt(last.before)}"
+    page.click("#step")
+
+    # The panel of `n`: its op, the rule's formula, and the chain-rule sum with numbers.
+    n = next(v for v in order if v.label == "n")
+    page.click(f"#graph g#v{index[id(n)]}")
+    panel = page.inner_text("#panel")
+    assert "made by op +" in panel.lower()
+    assert RULES["+"].formula in panel
+    assert "dL/dn = Σ dL/dout · dout/dn" in panel
+    assert "= dL/do · do/dn = 1.0000 × 0.5000 = 0.5000" in panel.replace("\n", " ")
+    shot(page, "neuron-1280-panel")
+    assert not page.errors
+
+
+def test_a_plus_a_adds_two_contributions(browser: Any, tmp_path: Path) -> None:
+    a = Value(3.0, "a")
+    b = a + a
+    b.label = "b"
+    b.backward()
+    html = tmp_path / "twice.html"
+    to_html(b, html, title="b = a + a")
+    page = open_page(browser, html)
+    assert page.locator("#graph g.edge").count() == 3  # op -> b, and two a -> op
+    page.click("#reset")
+    page.click("#step")
+    page.click("#step")
+    assert page.evaluate(DISPLAYED)["v0"] == "grad 1.0000"
+    assert "used twice" in page.inner_text("#explain")
+    page.click("#step")
+    assert page.evaluate(DISPLAYED)["v0"] == "grad 2.0000"
+    page.click("#graph g#v0")
+    assert "1.0000 × 1.0000 + 1.0000 × 1.0000" in page.inner_text("#panel").replace("\n", " ")
+    shot(page, "a-plus-a")
+
+
+def demo_mlp() -> tuple[Value, Any]:
+    model = MLP(2, [16, 16, 1], activation="relu", output_activation="linear", bias_init="zero",
+                rng=random.Random(1337))
+    assert model.num_parameters() == 337
+    trace = trace_model(model, [1.2, -0.4])
+    out = trace.output
+    assert isinstance(out, Value)
+    loss = (1 + -1.0 * out).relu()  # micrograd's demo: hinge loss, here on one datapoint
+    loss.label = "loss"
+    loss.backward()
+    return loss, trace
+
+
+def test_mlp_on_one_datapoint_grouped_by_neuron(browser: Any, tmp_path: Path) -> None:
+    loss, trace = demo_mlp()
+    html = tmp_path / "mlp.html"
+    t0 = time.perf_counter()
+    to_html(loss, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons,
+            title="micrograd's demo MLP(2, [16, 16, 1]), 337 parameters, one datapoint")
+    build_s = time.perf_counter() - t0
+    drawing = layout(loss, params=trace.params, inputs=trace.inputs, groups=trace.neurons)
+    drawn_values = sum(1 for i, e in enumerate(drawing.element) if e == f"v{i}")
+    t0 = time.perf_counter()
+    page = open_page(browser, html)
+    open_s = time.perf_counter() - t0
+    layout_ms = int(page.evaluate("document.body.dataset.layoutMs"))
+    print(f"\n337-parameter MLP explorer: page {html.stat().st_size / 1e6:.2f} MB, built in "
+          f"{build_s * 1000:.0f} ms, opened in {open_s:.2f} s, Graphviz-wasm layout {layout_ms} ms")
+
+    assert page.locator("#graph g.node.group").count() == 33
+    assert page.locator("#graph g.node.value").count() == drawn_values
+    shot(page, "mlp-1280-final")
+
+    # What each box must show after every position of the replay, computed here from the steps.
+    order = drawing.order
+    index = drawing.index
+    shows: dict[str, int] = {}  # box -> the value whose grad it shows
+    for i, e in enumerate(drawing.element):
+        if e == f"v{i}":
+            shows[e] = i
+    for elem, g, _ in drawing.groups:
+        shows[elem] = index[id(g.outputs[0])]
+    grads = [0.0] * len(order)
+    page.click("#reset")
+    steps = list(backward_steps(loss))
+    # Click Step through the whole pass in the page (1 click per edge), reading every box each time.
+    seen = page.evaluate(
+        "(n) => { const got = []; const read = " + DISPLAYED + ";"
+        " for (let k = 0; k < n; k++) { document.getElementById('step').click(); got.push(read()); }"
+        " return got; }",
+        len(steps) + 1,
+    )
+    grads[len(order) - 1] = 1.0
+    expected = [{box: f"grad {fmt(grads[i])}" for box, i in shows.items()}]
+    for s in steps:
+        grads[index[id(s.parent)]] = s.after
+        expected.append({box: f"grad {fmt(grads[i])}" for box, i in shows.items()})
+    assert len(seen) == len(expected)
+    for k, (got, want) in enumerate(zip(seen, expected, strict=True)):
+        assert got == want, f"after click {k + 1}"
+    assert seen[-1] == {box: f"grad {fmt(order[i].grad)}" for box, i in shows.items()}
+
+    page.click("#graph g#g0")
+    panel = page.inner_text("#panel")
+    assert "L0.N0" in panel and "3 of them parameters" in panel
+    shot(page, "mlp-1280-group-panel")
+    assert page.evaluate(OVERFLOWING) == []
+
+
+def test_layout_is_tidy_wide_and_narrow(browser: Any, tmp_path: Path) -> None:
+    root, params = seeds_neuron()
+    root.backward()
+    html = tmp_path / "neuron.html"
+    to_html(root, html, params=params, title="The seeds' neuron")
+    for width, height in ((1280, 800), (420, 860)):
+        page = open_page(browser, html, width, height)
+        page.click("#reset")
+        for _ in range(4):
+            page.click("#step")
+        page.click("#graph g#v0")
+        # Nothing wider than the window, and the toolbar's buttons never overlap each other.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        boxes = [page.locator(sel).bounding_box() for sel in ("#reset", "#back", "#step", "#play")]
+        for i, a in enumerate(boxes):
+            assert a is not None and a["x"] >= 0 and a["x"] + a["width"] <= width
+            for b in boxes[i + 1:]:
+                assert b is not None
+                apart = (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                         or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+                assert apart, (a, b)
+        font = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#explain p')).fontSize)")
+        assert font >= 14
+        shot(page, f"neuron-{width}x{height}")
+        page.close()
