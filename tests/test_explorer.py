@@ -141,9 +141,9 @@ def test_neuron_step_through_whole_pass(browser: Any, tmp_path: Path) -> None:
         assert shown[f"v{index[id(s.parent)]}"] == f"grad {fmt(s.after)}", s
         assert f"= {fmt(s.contribution)}" in page.inner_text("#explain")
         assert page.locator("#graph g.node.cur").count() >= 1
+        assert page.evaluate(OVERFLOWING) == []
         if k == 3:
             shot(page, "neuron-1280-step4")
-            assert page.evaluate(OVERFLOWING) == []
     assert page.evaluate(DISPLAYED) == final  # the end of the replay is the engine's backward
     assert page.locator("#step").is_disabled()
     assert "Done." in page.inner_text("#explain")
@@ -234,11 +234,15 @@ def test_mlp_on_one_datapoint_grouped_by_neuron(browser: Any, tmp_path: Path) ->
     steps = list(backward_steps(loss))
     # Click Step through the whole pass in the page (1 click per edge), reading every box each time.
     seen = page.evaluate(
-        "(n) => { const got = []; const read = " + DISPLAYED + ";"
-        " for (let k = 0; k < n; k++) { document.getElementById('step').click(); got.push(read()); }"
-        " return got; }",
+        "(n) => { const got = [], spill = new Set(); const read = " + DISPLAYED + ";"
+        " const over = " + OVERFLOWING + ";"
+        " for (let k = 0; k < n; k++) { document.getElementById('step').click(); got.push(read());"
+        "   over().forEach((b) => spill.add(b)); }"
+        " return [got, [...spill]]; }",
         len(steps) + 1,
     )
+    seen, spilled = seen
+    assert spilled == []  # no grad text ever sticks out of its box during the replay
     grads[len(order) - 1] = 1.0
     expected = [{box: f"grad {fmt(grads[i])}" for box, i in shows.items()}]
     for s in steps:
@@ -281,3 +285,20 @@ def test_layout_is_tidy_wide_and_narrow(browser: Any, tmp_path: Path) -> None:
         assert font >= 14
         shot(page, f"neuron-{width}x{height}")
         page.close()
+
+
+def test_boxes_fit_partial_sums_wider_than_the_final_grad(browser: Any, tmp_path: Path) -> None:
+    a = Value(1.0, "a")
+    y = a * 12345.0 + a * -12345.0 + a * 0.5  # grad(a) passes through 12345.0 on its way to 0.5
+    y.label = "y"
+    y.backward()
+    html = tmp_path / "cancel.html"
+    to_html(y, html)
+    page = open_page(browser, html)
+    page.click("#reset")
+    spilled: set[str] = set()
+    for _ in range(len(list(backward_steps(y))) + 1):
+        page.click("#step")
+        spilled.update(page.evaluate(OVERFLOWING))
+    assert spilled == set()
+    assert page.evaluate(DISPLAYED)["v0"] == "grad 0.5000"

@@ -130,8 +130,13 @@ def layout(
     expand: Collection[str] = (),
     max_nodes: int | None = MAX_NODES,
     legend: bool = False,
+    grad_text: Sequence[str] | None = None,
 ) -> Drawing:
-    """Build the drawing of `root`'s graph; `draw_dot` returns its `.dot`."""
+    """Build the drawing of `root`'s graph; `draw_dot` returns its `.dot`.
+
+    grad_text: the grad to write in value i's box instead of its `.grad` (the explorer passes the
+        widest text the replay will show, so Graphviz makes every box wide enough for it).
+    """
     order = topological_order(root)
     index = {id(v): i for i, v in enumerate(order)}
     param_ids = {id(v) for v in params} if params is not None else set()
@@ -175,6 +180,9 @@ def layout(
             "or pass max_nodes=None to draw everything anyway"
         )
 
+    def gtext(v: Value) -> str:
+        return grad_text[index[id(v)]] if grad_text is not None else fmt(v.grad)
+
     drawn_grads = [abs(order[i].grad) for i in range(len(order)) if element[i] == f"v{i}"]
     drawn_grads += [abs(v.grad) for _, g, _ in group_info for v in g.outputs]
     biggest = max((g for g in drawn_grads if math.isfinite(g)), default=0.0)
@@ -197,7 +205,7 @@ def layout(
             continue
         target = clusters.get(cluster_of.get(i, ""), dot)
         fields = [escape_record(v.label)] if v.label else []  # no empty cell for unnamed values
-        label = _record(*fields, f"data {fmt(v.data)}", f"grad {fmt(v.grad)}")
+        label = _record(*fields, f"data {fmt(v.data)}", f"grad {gtext(v)}")
         target.node(f"v{i}", label=label, shape="record", style="filled", fillcolor=FILL[kinds[i]],
                     id=f"v{i}", **{"class": f"value {kinds[i]}"}, **grad_style(v.grad, biggest))
         if v.op:
@@ -212,11 +220,11 @@ def layout(
         title = escape_record(g.name) + (f" ({nparams} params)" if nparams else "")
         if len(g.outputs) == 1:
             out = g.outputs[0]
-            label = _record(title, f"data {fmt(out.data)}", f"grad {fmt(out.grad)}")
+            label = _record(title, f"data {fmt(out.data)}", f"grad {gtext(out)}")
             style = grad_style(out.grad, biggest)
         else:
             rows = " | ".join(
-                f"{j}: data {fmt(o.data)} grad {fmt(o.grad)}" for j, o in enumerate(g.outputs)
+                f"{j}: data {fmt(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)
             )
             label = _record(title, "{ " + rows + " }")
             style = {"color": "#7c3aed", "penwidth": "1.5"}

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from chainrule.engine import RULES, Value
+from chainrule.engine import RULES, Value, topological_order
 from chainrule.viz.dot import MAX_NODES, Drawing, Group, layout
 from chainrule.viz.steps import backward_steps, fmt
 
@@ -63,6 +63,23 @@ def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
             "steps": steps, "groups": groups}
 
 
+def _widest_grads(root: Value) -> list[str]:
+    """For each value (topological order), the widest grad text the replay will show.
+
+    Partial sums can be wider than the final grad (-12.5 on the way to 0.5): the boxes are laid
+    out for the widest, so no text spills out of its box at any step.
+    """
+    order = topological_order(root)
+    index = {id(v): i for i, v in enumerate(order)}
+    widest = [max(fmt(v.grad), "0.0000", key=len) for v in order]
+    widest[-1] = max(widest[-1], "1.0000", key=len)
+    for s in backward_steps(root):
+        i = index[id(s.parent)]
+        if len(fmt(s.after)) > len(widest[i]):
+            widest[i] = fmt(s.after)
+    return widest
+
+
 def _finite(x: float) -> float | None:
     # JSON has no inf or nan; the page shows the formatted text and colours null as zero.
     return x if math.isfinite(x) else None
@@ -90,7 +107,7 @@ def to_html(
     buttons replay backward from zero either way). Options as in `draw_dot`.
     """
     drawing = layout(root, params=params, inputs=inputs, groups=groups, expand=expand,
-                     max_nodes=max_nodes)
+                     max_nodes=max_nodes, grad_text=_widest_grads(root))
     data = json.dumps(graph_data(drawing, title), ensure_ascii=False, separators=(",", ":"))
     parts = {
         "TITLE": _html_escape(title),
