@@ -26,7 +26,7 @@ WORKER = HERE / "worker.py"
 
 # Peers as the issue names them. torch runs batched (float64 tensors) on moons and on 0-d tensors
 # (one tensor per number, like a scalar engine) everywhere else.
-MOONS_ENGINES = ["chainrule", "chainrule-batched", "micrograd", "torch-batched"]
+MOONS_ENGINES = ["chainrule", "chainrule-batched", "chainrule-nn", "micrograd", "torch-batched"]
 SCALAR_ENGINES = ["chainrule", "micrograd", "torch-scalar"]
 
 # The issue's speed targets, checked against this run's numbers in the table.
@@ -215,6 +215,8 @@ def table_rows(R: Results, p: dict[str, Any]) -> list[dict[str, Any]]:
         "step_ms"), "≥20× micrograd", met_ratio(mg_step, eager, 20), digits=2)
     row("moons step batched, ms", batched, mg_step, R.num("torch-batched", "moons", "step_ms"),
         "≥500× micrograd", met_ratio(mg_step, batched, 500), digits=2)
+    row("  eager via chainrule.nn.MLP [info]", R.num("chainrule-nn", "moons", "step_ms"), mg_step,
+        R.num("torch-batched", "moons", "step_ms"), digits=2)
     row("  same, GC off [info]", R.num("chainrule", "moons", "step_ms", gc=False),
         R.num("micrograd", "moons", "step_ms", gc=False), None, digits=2)
     share = {e: R.num(e, "moons", "gc_share") for e in ("chainrule", "micrograd", "torch-batched")}

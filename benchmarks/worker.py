@@ -97,10 +97,15 @@ def load_engine(name: str, threads: int = 1
     # torch gets one thread by default: the Python engines use one core, the tensors here are
     # tiny, and a second thread spin-waits badly whenever the other core is busy.
     info: dict[str, Any] = {}
-    if name in ("chainrule", "chainrule-batched"):
+    if name in ("chainrule", "chainrule-batched", "chainrule-nn"):
         import chainrule
         from chainrule.engine import Value
 
+        if name == "chainrule-nn":
+            try:
+                import chainrule.nn
+            except ImportError as e:
+                raise Skip(f"no chainrule.nn yet ({e})") from None
         info["version"] = getattr(chainrule, "__version__", "dev")
         if name == "chainrule-batched" and (why := batched_unsupported(Value)):
             raise Skip(why)
@@ -151,9 +156,14 @@ def run_moons(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
     elif engine == "chainrule-batched":
         import numpy as np
 
-        records = wl.moons_batched(leaf, weights, np.array(X), np.array(y), steps)
+        model, params = wl.hand_built(leaf, weights)
+        records = wl.moons_batched(leaf, model, params, np.array(X), np.array(y), steps)
+    elif engine == "chainrule-nn":
+        model, params = nn_model(weights)
+        records = wl.moons_scalar(leaf, model, params, X, y, steps)
     else:
-        records = wl.moons_scalar(leaf, weights, X, y, steps)
+        model, params = wl.hand_built(leaf, weights)
+        records = wl.moons_scalar(leaf, model, params, X, y, steps)
     # Step 0 is a warm-up (first-touch costs); the median is over the steps after it.
     timed = [r["ns"] for r in records[1:]] or [records[0]["ns"]]
     return {
@@ -162,6 +172,23 @@ def run_moons(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
         "losses": [r["loss"] for r in records],
         "accuracies": [r["acc"] for r in records],
     }
+
+
+def nn_model(weights: list[list[list[float]]]) -> tuple[Any, list[Any]]:
+    """chainrule.nn.MLP, the model users build, set to the shared weights."""
+    import random
+
+    from chainrule.nn import MLP
+
+    model = MLP(2, [len(layer) for layer in weights], activation="relu",
+                output_activation="linear", bias_init="zero", rng=random.Random(0))
+    params = model.parameters()
+    flat = [x for layer in weights for neuron in layer for x in neuron]  # micrograd's order
+    if len(params) != len(flat):
+        raise Skip(f"chainrule.nn.MLP has {len(params)} parameters, expected {len(flat)}")
+    for p, x in zip(params, flat, strict=True):
+        p.data = x
+    return model, params
 
 
 def repeat(job: dict[str, Any], once: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
@@ -306,6 +333,8 @@ def main() -> None:
             result.update(run_ops(leaf, job))
         else:
             raise ValueError(f"unknown workload {workload!r}")
+    except Skip as e:
+        result["skipped"] = str(e)
     except (RecursionError, MemoryError) as e:
         # An engine's failure, not the benchmark's: report it as the result.
         result["error"] = f"{type(e).__name__}: {e}"

@@ -54,16 +54,21 @@ def learning_rate(k: int) -> float:
     return 1.0 - 0.9 * k / 100  # the demo's schedule
 
 
-def moons_scalar(leaf: Leaf, weights: list[list[list[float]]], X: Sequence[Sequence[float]],
-                 y: Sequence[float], steps: int) -> list[dict[str, float]]:
-    """The demo's step, one Value per number (micrograd, chainrule eager)."""
+def hand_built(leaf: Leaf, weights: list[list[list[float]]]) -> tuple[Callable[[Any], Any], list[Any]]:
+    """The model as (forward, parameters), built by hand from `leaf` Values: every engine runs it."""
     layers = make_layers(leaf, weights)
-    params = parameters(layers)
+    return (lambda x: mlp(layers, x)), parameters(layers)
+
+
+def moons_scalar(leaf: Leaf, model: Callable[[Any], Any], params: list[Any],
+                 X: Sequence[Sequence[float]], y: Sequence[float],
+                 steps: int) -> list[dict[str, float]]:
+    """The demo's step, one Value per number (micrograd, chainrule eager)."""
     records = []
     for k in range(steps):
         t0 = time.perf_counter_ns()
         inputs = [[leaf(xi) for xi in row] for row in X]
-        scores = [mlp(layers, x) for x in inputs]
+        scores = [model(x) for x in inputs]
         # hinge loss; the demo writes 1 + -yi*scorei, the same floats (+ and * commute exactly)
         losses = [(s * -yi + 1.0).relu() for yi, s in zip(y, scores, strict=True)]
         data_loss = sum(losses) * (1.0 / len(losses))
@@ -81,17 +86,15 @@ def moons_scalar(leaf: Leaf, weights: list[list[list[float]]], X: Sequence[Seque
     return records
 
 
-def moons_batched(leaf: Leaf, weights: list[list[list[float]]], X: Any, y: Any,
+def moons_batched(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], X: Any, y: Any,
                   steps: int) -> list[dict[str, float]]:
     """The same step with chainrule's batched mode: one Value holds a feature column (a 1-D
     array), so the same per-example model code builds one graph for the whole batch."""
-    layers = make_layers(leaf, weights)
-    params = parameters(layers)
     records = []
     for k in range(steps):
         t0 = time.perf_counter_ns()
         inputs = [leaf(X[:, 0]), leaf(X[:, 1])]
-        scores = mlp(layers, inputs)
+        scores = model(inputs)
         losses = (scores * leaf(-y) + 1.0).relu()
         data_loss = losses.sum() * (1.0 / len(y))
         reg_loss = 1e-4 * sum(p * p for p in params)
