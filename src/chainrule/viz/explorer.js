@@ -103,6 +103,7 @@
     while (lit.length) { const [el, cls] = lit.pop(); el.classList.remove(cls); }
     if (!svg) return;
     let focus = null;
+    if (!follow) return; // the opening view: the engine's result, nothing being processed
     if (pos === 1) focus = mark(V[D.root].el, "cur");
     if (pos >= 2) {
       const s = S[pos - 2], node = s[NODE];
@@ -118,7 +119,11 @@
   // ---- the explanation of the current step --------------------------------------------------
   function explain(text) {
     const box = $("explain");
-    if (pos === 0) {
+    if (!follow) {
+      box.innerHTML = "<h2>Backprop explorer</h2><p>Every box shows its value's <b>data</b> and its <b>grad</b> " +
+        "after the engine's <code>backward()</code>.</p><p>Press <b>Reset</b>, then <b>Step</b> (or →) to replay " +
+        `backward edge by edge, ${S.length} step${S.length === 1 ? "" : "s"} in all. Click any box for its chain rule.</p>`;
+    } else if (pos === 0) {
       box.innerHTML = "<h2>Backward, step by step</h2><p>Every grad is 0. Press <b>Step</b> to start at the output.</p>";
     } else if (pos === 1) {
       box.innerHTML = "<h2>Seed</h2><p>The output's gradient with respect to itself is 1:</p>" +
