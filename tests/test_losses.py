@@ -103,9 +103,9 @@ def test_accepts_plain_numbers_as_predictions():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: losses.mse(_values([1.0]), [1.0, 2.0]), "1 predictions but 2 targets"),
+        (lambda: losses.mse(_values([1.0]), [1.0, 2.0]), "1 predictions but targets of shape \\(2,\\)"),
         (lambda: losses.mse([], []), "at least one sample"),
-        (lambda: losses.hinge(_values([1.0]), [0.0]), "labels must be -1 or \\+1"),
+        (lambda: losses.hinge(_values([1.0]), [0.0]), "targets must be -1 or \\+1"),
         (lambda: losses.binary_cross_entropy(_values([1.0]), [2.0]), "targets must be in"),
         (lambda: losses.cross_entropy([_values([1.0, 2.0])], [2]), "not a class index"),
         (lambda: losses.mse(_values([1.0]), [1.0], "max"), "unknown reduction 'max'"),  # type: ignore[arg-type]

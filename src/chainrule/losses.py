@@ -1,20 +1,24 @@
 """Loss functions, each a composition of Value ops: no derivative is written here.
 
-Every loss takes one prediction per sample and one target per sample and returns a single Value.
+Predictions come either as a list with one Value per sample (eager mode, as micrograd), or as one Value
+holding a NumPy batch (batched mode, see chainrule.batch); targets are numbers, one per sample.
 `reduction='mean'` (the default, as PyTorch) averages over samples; `reduction='sum'` adds them up
-(the seeds' tiny training loop uses a sum of squared errors).
+(the seeds' tiny training loop uses a sum of squared errors). Each returns a single-number Value.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from typing import Literal, TypeAlias
+from collections.abc import Callable, Iterable, Sequence, Sized
+from typing import Any, Literal, TypeAlias, cast
+
+import numpy as np
 
 from chainrule.engine import Value
 
 Reduction: TypeAlias = Literal["mean", "sum"]
 Number: TypeAlias = Value | float
+Predictions: TypeAlias = Sequence[Number] | Value  # one per sample, or one batched Value
+Targets: TypeAlias = Sequence[float] | Any  # a list or a 1-D NumPy array
 
 
 def _total(terms: Iterable[Value]) -> Value:
@@ -29,93 +33,123 @@ def _total(terms: Iterable[Value]) -> Value:
     return out
 
 
-def _reduce(terms: Sequence[Value], reduction: Reduction) -> Value:
-    if reduction == "sum":
-        return _total(terms)
-    if reduction == "mean":
-        # Multiply by 1/n rather than divide by n: micrograd's demo does, and the demo matches it bit for bit.
-        return _total(terms) * (1.0 / len(terms))
-    raise ValueError(f"unknown reduction {reduction!r}; choose 'mean' or 'sum'")
+def _is_batch(v: object) -> bool:
+    return isinstance(v, Value) and type(v.data) is not float
 
 
-def _pairs(preds: Sequence[Number], targets: Sequence[float], name: str) -> list[tuple[Number, float]]:
-    if len(preds) != len(targets):
-        raise ValueError(f"{name}: {len(preds)} predictions but {len(targets)} targets")
-    if not preds:
+def _batch(a: Any) -> Value:
+    """A constant leaf holding a NumPy array (chainrule.batch; Value's annotation only says float)."""
+    return Value(cast(float, a))
+
+
+def _batch_len(v: Value) -> int:
+    return len(cast(Sized, v.data))
+
+
+def _apply(name: str, preds: Predictions, targets: Targets, reduction: Reduction,
+           term: Callable[[Value, Any], Value], check: Callable[[Any], bool], expected: str) -> Value:
+    """Build term(prediction, target) for every sample, then reduce.
+
+    Eager: one term per sample, target a float. Batched: one term for the whole batch, target a
+    Value holding the targets' array (a constant leaf: Value * ndarray is not an op).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"unknown reduction {reduction!r}; choose 'mean' or 'sum'")
+    t = np.asarray(targets, dtype=np.float64)
+    if isinstance(preds, Value) and not _is_batch(preds):
+        preds = [preds]  # a single prediction: one sample
+    n = _batch_len(preds) if isinstance(preds, Value) else len(preds)
+    if t.shape != (n,):
+        raise ValueError(f"{name}: {n} predictions but targets of shape {t.shape}")
+    if n == 0:
         raise ValueError(f"{name}: a loss needs at least one sample")
-    return list(zip(preds, targets, strict=True))
+    if not all(check(y) for y in t.tolist()):
+        bad = next(y for y in t.tolist() if not check(y))
+        raise ValueError(f"{name}: targets must be {expected}, got {bad!r}")
+    if isinstance(preds, Value):
+        total = term(preds, _batch(t)).sum()
+    else:
+        total = _total(term(_lift(p), y) for p, y in zip(preds, t.tolist(), strict=True))
+    # Multiply by 1/n rather than divide by n: micrograd's demo does, and the demo matches it bit for bit.
+    return total * (1.0 / n) if reduction == "mean" else total
 
 
 def _lift(x: Number) -> Value:
     return x if isinstance(x, Value) else Value(float(x))
 
 
-def mse(preds: Sequence[Number], targets: Sequence[float], reduction: Reduction = "mean") -> Value:
+def _softplus(z: Value) -> Value:
+    """log(1 + e^z) = logsumexp(0, z), stable for any z: with m = max(0, z) (a constant),
+    it is m + log(e^-m + e^(z-m)), where neither exp can overflow. The gradient is exactly sigmoid(z)
+    everywhere (no kink at 0), because m carries no gradient."""
+    m = np.maximum(z.data, 0.0)
+    mv = _batch(m) if _is_batch(z) else float(m)
+    return (_batch(-m).exp() + (z - mv).exp()).log() + mv
+
+
+def mse(preds: Predictions, targets: Targets, reduction: Reduction = "mean") -> Value:
     """Squared error (pred - target)², averaged (or summed). PyTorch: `F.mse_loss`."""
-    return _reduce([(_lift(p) - t) ** 2 for p, t in _pairs(preds, targets, "mse")], reduction)
+    return _apply("mse", preds, targets, reduction, lambda p, y: (p - y) ** 2,
+                  lambda y: True, "numbers")
 
 
-def hinge(scores: Sequence[Number], targets: Sequence[float], reduction: Reduction = "mean") -> Value:
+def hinge(scores: Predictions, targets: Targets, reduction: Reduction = "mean") -> Value:
     """Max-margin loss relu(1 - y·s) for labels y = ±1, averaged (or summed): micrograd's demo loss.
 
     PyTorch has no binary hinge under this name; `2 * F.multi_margin_loss([0, s], y > 0)` equals it.
     """
-    terms = []
-    for s, y in _pairs(scores, targets, "hinge"):
-        if y not in (-1, 1):
-            raise ValueError(f"hinge: labels must be -1 or +1, got {y!r}")
-        terms.append((1 + -float(y) * _lift(s)).relu())
-    return _reduce(terms, reduction)
+    return _apply("hinge", scores, targets, reduction, lambda s, y: (1 + -y * s).relu(),
+                  lambda y: y in (-1.0, 1.0), "-1 or +1")
 
 
-def _softplus(z: Value) -> Value:
-    # log(1 + e^z), written per sign so that exp never overflows: for z > 0 it is z + log(1 + e^-z).
-    # Each branch is smooth and exact at z = 0, so the gradient there is the true sigmoid(0) = 0.5.
-    if z.data > 0:
-        return z + (1 + (-z).exp()).log()
-    return (1 + z.exp()).log()
-
-
-def binary_cross_entropy(
-    logits: Sequence[Number], targets: Sequence[float], reduction: Reduction = "mean"
-) -> Value:
+def binary_cross_entropy(logits: Predictions, targets: Targets, reduction: Reduction = "mean") -> Value:
     """Cross-entropy of sigmoid(logit) against a target in [0, 1], averaged (or summed).
 
     Computed from the logit as softplus(z) - y·z, stable for any logit (no log(0) at z = ±800).
     PyTorch: `F.binary_cross_entropy_with_logits`.
     """
-    terms = []
-    for z, y in _pairs(logits, targets, "binary_cross_entropy"):
-        if not 0 <= y <= 1:
-            raise ValueError(f"binary_cross_entropy: targets must be in [0, 1], got {y!r}")
-        zv = _lift(z)
-        terms.append(_softplus(zv) - zv * float(y))
-    return _reduce(terms, reduction)
+    return _apply("binary_cross_entropy", logits, targets, reduction,
+                  lambda z, y: _softplus(z) - z * y, lambda y: 0.0 <= y <= 1.0, "in [0, 1]")
 
 
-def cross_entropy(
-    logits: Sequence[Sequence[Number]], targets: Sequence[int], reduction: Reduction = "mean"
-) -> Value:
+def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets: Sequence[int] | Any,
+                  reduction: Reduction = "mean") -> Value:
     """Softmax cross-entropy over classes: logsumexp(z) - z[target], averaged (or summed).
 
-    `logits[i]` holds one score per class for sample i; `targets[i]` is the class index.
-    The max logit m is subtracted inside the exp (a plain float, so no gradient flows through it:
-    logsumexp(z) = m + log Σ exp(z - m) for any m). PyTorch: `F.cross_entropy`.
+    Eager: `logits[i]` holds one score per class for sample i. Batched: `logits[k]` is one Value
+    holding class k's scores for the whole batch (what an MLP with k outputs returns on a batch).
+    `targets[i]` is sample i's class index. The max logit m is subtracted inside the exp (a constant,
+    so no gradient flows through it: logsumexp(z) = m + log Σ exp(z - m) for any m).
+    PyTorch: `F.cross_entropy`.
     """
-    if len(logits) != len(targets):
-        raise ValueError(f"cross_entropy: {len(logits)} rows of logits but {len(targets)} targets")
-    terms = []
-    for i, (row, t) in enumerate(zip(logits, targets, strict=True)):
-        zs = [_lift(z) for z in row]
-        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < len(zs):
-            raise ValueError(f"cross_entropy: target {t!r} of sample {i} is not a class index "
-                             f"in [0, {len(zs)})")
-        m = max(float(z.data) for z in zs)
-        if not math.isfinite(m):
-            raise ValueError(f"cross_entropy: non-finite logit in sample {i}: {row!r}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"unknown reduction {reduction!r}; choose 'mean' or 'sum'")
+    t = np.asarray(targets)
+    batch = [z for z in logits if _is_batch(z)]
+    rows = [] if batch else [[_lift(z) for z in row] for row in cast(Sequence[Sequence[Number]], logits)]
+    n_classes = len(batch) if batch else (len(rows[0]) if rows else 0)
+    n = _batch_len(cast(Value, batch[0])) if batch else len(rows)
+    if t.shape != (n,) or n == 0:
+        raise ValueError(f"cross_entropy: {n} rows of logits but targets of shape {t.shape}")
+    for i, c in enumerate(t.tolist()):
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_classes:
+            raise ValueError(f"cross_entropy: target {c!r} of sample {i} is not a class index "
+                             f"in [0, {n_classes})")
+    if batch:
+        zs = cast(list[Value], batch)
+        m = _batch(np.max([z.data for z in zs], axis=0))
         lse = _total((z - m).exp() for z in zs).log() + m
-        terms.append(lse - zs[t])
-    return _reduce(terms, reduction)
+        picked = _total(z * _batch((t == k).astype(np.float64)) for k, z in enumerate(zs))
+        total = (lse - picked).sum()
+    else:
+        terms = []
+        for row, c in zip(rows, t.tolist(), strict=True):
+            if len(row) != n_classes:
+                raise ValueError(f"cross_entropy: rows of logits differ in length ({len(row)}, {n_classes})")
+            mf = max(z.data for z in row)
+            terms.append(_total((z - mf).exp() for z in row).log() + mf - row[c])
+        total = _total(terms)
+    return total * (1.0 / n) if reduction == "mean" else total
 
 
 def l2(params: Iterable[Value], alpha: float) -> Value:
