@@ -302,3 +302,17 @@ def test_boxes_fit_partial_sums_wider_than_the_final_grad(browser: Any, tmp_path
         spilled.update(page.evaluate(OVERFLOWING))
     assert spilled == set()
     assert page.evaluate(DISPLAYED)["v0"] == "grad 0.5000"
+
+
+def test_mlp_with_one_neuron_expanded(browser: Any, tmp_path: Path) -> None:
+    loss, trace = demo_mlp()
+    html = tmp_path / "expanded.html"
+    to_html(loss, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons,
+            expand=["L1.N3"], title="MLP with neuron L1.N3 expanded")
+    page = open_page(browser, html)
+    assert page.locator("#graph g.node.group").count() == 32
+    assert page.locator("#graph g.cluster").count() == 1
+    assert page.locator("#graph g.node.param").count() == 17  # L1.N3's 16 weights and bias
+    page.locator("#graph g.node.param").first.click()
+    assert "parameter" in page.inner_text("#panel")
+    shot(page, "mlp-expanded-L1.N3")
