@@ -516,6 +516,7 @@ def _add_graph_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 def _cmd_graph(args: argparse.Namespace) -> int:
     from chainrule.viz import GraphTooLargeError, GraphvizMissingWarning, backward_steps, render
     from chainrule.viz.expr import ExprError, build, parse, parse_assignments
+    from chainrule.viz.render import FORMATS
 
     def fail(message: str) -> int:
         print(f"chainrule graph: error: {message}", file=sys.stderr)
@@ -527,6 +528,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         root, leaves = build(tree, env)
     except ExprError as err:
         return fail(str(err))
+    if args.out and Path(args.out).suffix.lower() not in FORMATS:
+        return fail(f"cannot tell the format of {args.out!r}: use one of {', '.join(FORMATS)}")
     params = [n.strip() for n in args.params.split(",") if n.strip()]
     unknown = [n for n in params if n not in leaves]
     if unknown:
