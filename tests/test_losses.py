@@ -114,3 +114,41 @@ def test_accepts_plain_numbers_as_predictions():
 def test_bad_inputs_fail_loudly(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- batched mode: one Value holding a NumPy batch gives the same loss and gradients as a list ---
+
+
+def _batched_vs_eager(loss_fn, preds, targets):
+    pytest.importorskip("chainrule.batch")
+    import numpy as np
+
+    eager = _values(preds)
+    batch = Value(np.array(preds))
+    a, b = loss_fn(eager, targets), loss_fn(batch, np.array(targets))
+    a.backward()
+    b.backward()
+    assert b.data == pytest.approx(a.data, abs=1e-12, rel=1e-12)
+    assert list(batch.grad) == pytest.approx([v.grad for v in eager], abs=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_batched_mse_hinge_bce(reduction):
+    _batched_vs_eager(lambda p, t: losses.mse(p, t, reduction), PREDS, [0.5, -1.0, 2.0, 0.0, 1.0])
+    _batched_vs_eager(lambda p, t: losses.hinge(p, t, reduction), PREDS, SIGNS)
+    _batched_vs_eager(lambda p, t: losses.binary_cross_entropy(p, t, reduction), LOGITS, PROBS)
+
+
+def test_batched_cross_entropy():
+    pytest.importorskip("chainrule.batch")
+    import numpy as np
+
+    eager = [_values(r) for r in ROWS]
+    columns = [Value(np.array(col)) for col in zip(*ROWS, strict=True)]  # one batch Value per class
+    a = losses.cross_entropy(eager, CLASSES)
+    b = losses.cross_entropy(columns, np.array(CLASSES))
+    a.backward()
+    b.backward()
+    assert b.data == pytest.approx(a.data, abs=1e-12)
+    for k, col in enumerate(columns):
+        assert list(col.grad) == pytest.approx([row[k].grad for row in eager], abs=1e-12)

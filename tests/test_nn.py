@@ -240,3 +240,17 @@ def test_build_makes_a_twin_from_config_without_touching_global_random(module):
 def test_build_rejects_bad_configs(config, message):
     with pytest.raises(ValueError, match=message):
         build(config)
+
+
+def test_a_batch_runs_through_the_same_model_code():
+    pytest.importorskip("chainrule.batch")
+    import numpy as np
+
+    m = MLP(2, [8, 8, 3], "tanh", "linear", rng=random.Random(4))
+    X = np.array([[0.5, -1.0], [2.0, 0.25], [-0.3, 0.0]])
+    columns = m([Value(X[:, 0]), Value(X[:, 1])])
+    assert isinstance(columns, list) and len(columns) == 3
+    for i, row in enumerate(X):
+        outs = m(list(row))
+        assert isinstance(outs, list)
+        assert [float(c.data[i]) for c in columns] == pytest.approx([o.data for o in outs], abs=1e-14)
