@@ -193,6 +193,19 @@ def test_bad_arguments_give_one_line_and_exit_2(capsys, argv):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("mode", ["batched", "eager"])
+@pytest.mark.parametrize("loss", ["hinge", "bce", "mse"])
+def test_divergence_is_one_line_and_exit_1(capsys, tmp_path, mode, loss):
+    if mode == "batched" and not BATCHED:
+        pytest.skip("needs chainrule.batch")
+    code, _, err = _run(capsys, "train", "--lr", "1e6", "--loss", loss,
+                        "--samples", "20", "--steps", "30", "--mode", mode, "--no-progress",
+                        "--out", str(tmp_path))
+    assert code == 1
+    assert len(err.splitlines()) == 1 and "training diverged at step" in err and "smaller --lr" in err
+    assert not (tmp_path / "model.json").exists()
+
+
 def test_out_that_is_a_file_is_a_usage_error(capsys, tmp_path):
     f = tmp_path / "taken"
     f.write_text("x")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import random
 import sys
 import time
@@ -125,6 +126,13 @@ class _Task:
         return [float(c) for c in self.labels]
 
 
+class _Diverged(Exception):
+    """Training blew up (an overflow, or a non-finite loss or weight): usually too big a learning rate."""
+
+    def __init__(self, step: int, why: str) -> None:
+        super().__init__(f"training diverged at step {step} ({why}); try a smaller --lr")
+
+
 @dataclass
 class _History:
     loss: list[float] = field(default_factory=list)
@@ -181,10 +189,20 @@ def _fit(model: MLP, task: _Task, optimizer: Any, steps: int, mode: str, progres
     history = _History()
     bar = tqdm(range(steps), desc="training", unit="step", disable=not progress, file=sys.stderr)
     for k in bar:
-        loss, acc = _loss_and_accuracy(model, task, mode)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        try:
+            loss, acc = _loss_and_accuracy(model, task, mode)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        except (ArithmeticError, ValueError) as err:  # an op overflowed: the engine says which
+            bar.close()
+            raise _Diverged(k, str(err).splitlines()[0][:200]) from None
+        if not math.isfinite(loss.data):
+            bar.close()
+            raise _Diverged(k, f"loss is {loss.data}")
+        if not all(math.isfinite(p.data) for p in model.parameters()):
+            bar.close()
+            raise _Diverged(k, "a weight is no longer a finite number")
         history.loss.append(float(loss.data))
         history.accuracy.append(acc)
         bar.set_postfix(loss=f"{loss.data:.4f}", acc=f"{acc:.0%}", refresh=False)
@@ -251,7 +269,14 @@ def _train_and_report(model: MLP, task: _Task, optimizer: Any, args: argparse.Na
 
     print(f"{model} on {len(task.labels)} points, {mode} mode")
     start = time.perf_counter()
-    history = _fit(model, task, optimizer, args.steps, mode, progress=not args.no_progress)
+    try:
+        with warnings.catch_warnings():
+            # NumPy's overflow warnings say nothing useful; a blow-up is reported as _Diverged instead.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            history = _fit(model, task, optimizer, args.steps, mode, progress=not args.no_progress)
+    except _Diverged as err:
+        print(f"chainrule: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     seconds = time.perf_counter() - start
     print(f"trained {args.steps} steps in {seconds:.1f} s: final loss {history.loss[-1]:.4f}, "
           f"accuracy {history.accuracy[-1]:.0%}")
