@@ -56,6 +56,16 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _seed(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n < 2**32:  # NumPy's RandomState takes exactly these
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return n
+
+
 def _float_at_least(low: float, strict: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -363,7 +373,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                    help="starting learning rate (default: sgd 1.0, adam 0.05)")
     p.add_argument("--l2", type=_float_at_least(0, strict=False), default=1e-4,
                    help="L2 penalty alpha·Σp² (default 1e-4)")
-    p.add_argument("--seed", type=int, default=1337, help="seeds the data and the weights (default 1337)")
+    p.add_argument("--seed", type=_seed, default=1337, help="seeds the data and the weights (default 1337)")
     _add_common_training_options(p, "training steps (default 100)")
     p.set_defaults(func=_cmd_train)
 
