@@ -46,13 +46,24 @@ def plan(quick: bool) -> dict[str, Any]:
                 "wide_mem": 10**4, "repeats": 3, "time_cap_s": 5.0, "ops_n": 10**4,
                 "ops_repeats": 3, "backward_n": 5 * 10**3, "timeout_s": 180}
     return {"moons_steps": 10, "chain": [10**3, 10**4, 10**5, 10**6], "wide": [10**4, 10**5, 10**6],
-            "wide_mem": 10**5, "repeats": 5, "time_cap_s": 20.0, "ops_n": 2 * 10**4,
-            "ops_repeats": 7, "backward_n": 2 * 10**4, "timeout_s": 400}
+            "wide_mem": 10**5, "repeats": 5, "time_cap_s": 12.0, "ops_n": 2 * 10**4,
+            "ops_repeats": 7, "backward_n": 2 * 10**4, "timeout_s": 400}  # time_cap_s below
 
 
 # ---------------------------------------------------------------------------------------------
 # inputs shared by every engine: the demo's data and one draw of the initial weights
 # ---------------------------------------------------------------------------------------------
+
+
+def engine_state() -> str:
+    """Which chainrule was measured: the commit, and whether src/ had uncommitted changes."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=HERE, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "../src")
+    return commit + (" + uncommitted changes in src/" if dirty else "")
 
 
 def moons_data() -> tuple[list[list[float]], list[float], str]:
@@ -253,6 +264,10 @@ def table_rows(R: Results, p: dict[str, Any]) -> list[dict[str, Any]]:
         target, met = ("≤400 ns", met_below(ours, TARGETS["op_ns"])) if op in "+*" else ("", None)
         row(f"op {op}, ns", ours, R.num("micrograd", "ops", f"ns_per_op.{op}"),
             R.num("torch-scalar", "ops", f"ns_per_op.{op}"), target, met, digits=0)
+    for op in ("+", "*"):
+        row(f"  op {op}, ns, GC off [info]", R.num("chainrule", "ops", f"ns_per_op_gc_off.{op}"),
+            R.num("micrograd", "ops", f"ns_per_op_gc_off.{op}"),
+            R.num("torch-scalar", "ops", f"ns_per_op_gc_off.{op}"), digits=0)
     ours = R.num("chainrule", "ops", "backward_ns_per_node")
     row("backward, ns/node", ours, R.num("micrograd", "ops", "backward_ns_per_node"),
         R.num("torch-scalar", "ops", "backward_ns_per_node"), "≤200 ns",
@@ -275,6 +290,18 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                                for j, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_markdown(rows: list[dict[str, Any]]) -> str:
+    head = ["workload", "chainrule", "micrograd 0.1.0", "torch 2.13", "× vs micrograd",
+            "× vs torch", "target"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [cell(v, r["digits"]) if isinstance(v, float | int) or v is None else str(v)
+                for v in (r["chainrule"], r["micrograd"], r["torch"])]
+        cells = [r["workload"].strip(), *vals, r["x_micrograd"], r["x_torch"], r["target"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -314,6 +341,7 @@ def main() -> int:
                     help="run only these workloads (repeatable)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
     ap.add_argument("--no-save", action="store_true", help="do not write the JSON results")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args()
     p = plan(args.quick)
     only = set(args.only or ["moons", "chain", "wide", "ops"])
@@ -324,10 +352,11 @@ def main() -> int:
     meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "quick": args.quick, "gc": "on (as users run it) unless marked GC off",
-            "moons_data": data_source, "plan": p, "torch_threads": 1,
+            "moons_data": data_source, "plan": p, "chainrule": engine_state(), "torch_threads": 1,
             "load_average_at_start": os.getloadavg()}
     print(f"chainrule benchmarks — {meta['date']}, Python {meta['python']}, {meta['machine']}, "
           f"GC on{' , --quick' if args.quick else ''}")
+    print(f"chainrule at {meta['chainrule']}")
     print(f"each job in its own process, import time excluded; torch on 1 thread; "
           f"moons data from {data_source}")
     if os.getloadavg()[0] > 0.5:
@@ -389,6 +418,8 @@ def main() -> int:
           "recursion limit\n(its recursive topological sort fails past ~1000 levels at the default "
           "limit, as the chain rows show).")
     meta["load_average_at_end"] = os.getloadavg()
+    if args.markdown:
+        print("\n" + format_markdown(rows))
     if not args.no_save:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         name = started.strftime("%Y%m%d-%H%M") + ("-quick" if args.quick else "") + ".json"

@@ -270,17 +270,22 @@ def run_ops(leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
     n, repeats = job["n"], job["repeats"]
     loop_ns = wl.median([wl.time_loop(n) for _ in range(repeats)])
     ns_per_op: dict[str, float | None] = {}
+    gc_off: dict[str, float | None] = {}  # the engine's own work, without the collector's share
     for op in wl.OPS:
         if not wl.op_supported(leaf, op):
-            ns_per_op[op] = None
+            ns_per_op[op] = gc_off[op] = None
             continue
-        samples = []
-        for _ in range(repeats):
-            ns, graph = wl.time_op(leaf, op, n)
-            del graph
-            collect_off_clock()
-            samples.append(ns)
-        ns_per_op[op] = (wl.median(samples) - loop_ns) / n
+        for table, collector_on in ((ns_per_op, True), (gc_off, False)):
+            samples = []
+            for _ in range(repeats):
+                if not collector_on:
+                    gc.disable()
+                ns, graph = wl.time_op(leaf, op, n)
+                gc.enable()
+                del graph
+                collect_off_clock()
+                samples.append(ns)
+            table[op] = (wl.median(samples) - loop_ns) / n
     bn = job["backward_n"]
     bwd = []
     for _ in range(repeats):
@@ -292,6 +297,7 @@ def run_ops(leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
         collect_off_clock()
     return {
         "ns_per_op": ns_per_op,
+        "ns_per_op_gc_off": gc_off,
         "loop_overhead_ns": loop_ns / n,
         "backward_ns_per_node": wl.median(bwd) / wl.backward_nodes(bn),
         "backward_graph_nodes": wl.backward_nodes(bn),
