@@ -186,7 +186,7 @@ class Results:
         if r is None:
             return None
         if "error" in r:
-            return r["error"].split(":")[0]
+            return r["error"].split(":")[0].split(" (")[0]  # the error's name, details in the JSON
         if "skipped" in r:
             return "skipped"
         v = r
