@@ -51,7 +51,8 @@ def test_gradcheck_names_the_input_when_backward_is_wrong() -> None:
     def leaky(a: Value, b: Value) -> Value:
         return a * b.detach()  # b's influence is hidden from backward: its gradient reads 0
 
-    with pytest.raises(GradcheckError, match=r"input 1 \('b'\) at 2.0: backward gives 0.0, finite differences give 2.99999"):
+    message = r"input 1 \('b'\) at 2.0: backward gives 0.0, finite differences give 2.99999"
+    with pytest.raises(GradcheckError, match=message):
         gradcheck(leaky, Value(3.0, "a"), Value(2.0, "b"))
 
 
@@ -90,7 +91,8 @@ def test_check_graph_names_a_deliberately_wrong_rule(monkeypatch: pytest.MonkeyP
 
 def test_check_graph_names_a_wrong_rule_for_one_input_only(monkeypatch: pytest.MonkeyPatch) -> None:
     right = RULES["/"]
-    monkeypatch.setitem(RULES, "/", Rule(right.forward, lambda m, out, a, b: (1.0 / b, out / b), right.formula))
+    wrong = Rule(right.forward, lambda m, out, a, b: (1.0 / b, out / b), right.formula)  # sign of ∂/∂b lost
+    monkeypatch.setitem(RULES, "/", wrong)
     report = check_graph(neuron())
     assert report.culprit is not None and report.culprit.op == "/"
     assert "∂/∂input 1" in str(report)
