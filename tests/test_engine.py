@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import math
+import random
 import sys
 import weakref
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chainrule
-from chainrule import Value, no_grad, numerical_grad, topological_order
+from chainrule import Value, gradcheck, no_grad, numerical_grad, topological_order
 
 try:
     import torch
@@ -130,7 +131,8 @@ def test_op_names_and_parents_in_order() -> None:
 
 
 def test_every_rule_has_a_formula_and_is_exercised() -> None:
-    assert set(chainrule.RULES) == {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu"}
+    ops = {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "linear", "sum"}
+    assert set(chainrule.RULES) == ops
     assert all(rule.formula.startswith("∂/∂") for rule in chainrule.RULES.values())
 
 
@@ -398,7 +400,7 @@ def test_data_is_stored_as_python_float() -> None:
     assert type((Value(np.float64(2.0)) * np.float64(3.0)).data) is float
 
 
-@pytest.mark.parametrize("bad", ["1.0", None, 1 + 2j, [1.0], (1.0,), {"a": 1}, np.array([1.0, 2.0])])
+@pytest.mark.parametrize("bad", ["1.0", None, 1 + 2j, [1.0], (1.0,), {"a": 1}, np.array([[1.0, 2.0]])])
 def test_non_real_data_is_rejected_naming_the_type(bad: object) -> None:
     with pytest.raises(TypeError, match=type(bad).__name__):
         Value(bad)  # type: ignore[arg-type]
@@ -516,3 +518,85 @@ def test_grad_and_value_and_grad() -> None:
     assert value == pytest.approx(1.0 + math.tanh(0.5)) and grads == (dx, dy)
     assert chainrule.grad(lambda x: 3 * x**2 - 4 * x + 5)(3.0) == pytest.approx(14.0)
     assert chainrule.grad(lambda x: 7.0)(1.0) == 0.0  # a constant function
+
+
+# --- linear: a neuron's b + w·x as one node ---------------------------------------------------------
+
+
+def _chain(w: list[Value], x: list[Value], b: Value) -> Value:
+    out = b
+    for wi, xi in zip(w, x, strict=True):
+        out = out + wi * xi
+    return out
+
+
+@given(st.lists(st.tuples(st.floats(-5, 5), st.floats(-5, 5)), min_size=1, max_size=20), st.floats(-5, 5))
+@settings(max_examples=60, deadline=None)
+def test_linear_is_the_chain_of_plus_and_times_exactly(pairs: list[tuple[float, ...]], b0: float) -> None:
+    grads = []
+    for build in (lambda w, x, b: chainrule.linear(w, x, b), _chain):
+        w = [Value(p[0]) for p in pairs]
+        x = [Value(p[1]) for p in pairs]
+        b = Value(b0)
+        out = build(w, x, b).tanh()
+        out.backward()
+        grads.append((out.data, b.grad, [v.grad for v in w], [v.grad for v in x]))
+    assert grads[0] == grads[1]  # same floats, same order of additions: identical, not just close
+
+
+def test_linear_is_one_node_with_parents_b_then_weights_then_inputs() -> None:
+    w, x, b = [Value(2.0), Value(-3.0)], [Value(0.5), Value(4.0)], Value(1.0)
+    out = chainrule.linear(w, x, b)
+    assert out.op == "linear" and out.data == 1.0 + 2.0 * 0.5 + -3.0 * 4.0
+    assert out.parents == (b, *w, *x)
+    assert out.local_grads == (1.0, 0.5, 4.0, 2.0, -3.0)
+
+
+@needs_torch
+def test_linear_matches_torch() -> None:
+    rng = random.Random(7)
+    ws, xs, b0 = [rng.uniform(-2, 2) for _ in range(6)], [rng.uniform(-2, 2) for _ in range(6)], 0.3
+    w, x, b = [Value(v) for v in ws], [Value(v) for v in xs], Value(b0)
+    out = chainrule.linear(w, x, b).sigmoid()
+    out.backward()
+    tw = torch.tensor(ws, dtype=torch.float64, requires_grad=True)
+    tx = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+    tout = torch.sigmoid(tb + tw @ tx)
+    tout.backward()
+    assert out.data == pytest.approx(tout.item(), abs=1e-12)
+    assert [v.grad for v in w] == pytest.approx(tw.grad.tolist(), abs=1e-10)
+    assert [v.grad for v in x] == pytest.approx(tx.grad.tolist(), abs=1e-10)
+    assert b.grad == pytest.approx(tb.grad.item(), abs=1e-10)
+
+
+def test_linear_against_finite_differences_with_a_value_used_as_weight_and_input() -> None:
+    # Σ p·p over the same Values (the L2 penalty): each p is a parent twice and gets 2p.
+    def f(p: Value, q: Value) -> Value:
+        return chainrule.linear([p, q, p], [p, q, 3.0], 0.5)
+
+    assert gradcheck(f, 1.5, -0.7)
+    p, q = Value(1.5), Value(-0.7)
+    f(p, q).backward()
+    assert (p.grad, q.grad) == (2 * 1.5 + 3.0, 2 * -0.7)
+
+
+def test_linear_rejects_mismatched_lengths_and_non_numbers() -> None:
+    with pytest.raises(ValueError, match="as many weights as inputs, got 2 and 1"):
+        chainrule.linear([Value(1.0), Value(2.0)], [Value(1.0)], Value(0.0))
+    with pytest.raises(TypeError, match="linear takes Values or real numbers, got str"):
+        chainrule.linear([Value(1.0)], ["x"], Value(0.0))  # type: ignore[list-item]
+
+
+def test_linear_records_nothing_under_no_grad() -> None:
+    with chainrule.no_grad():
+        out = chainrule.linear([Value(1.0)], [Value(2.0)], Value(3.0))
+    assert out.data == 5.0 and out.parents == () and out.op == ""
+
+
+def test_sum_and_mean_of_a_number_are_the_number() -> None:
+    a = Value(3.0)
+    s, m = a.sum(), a.mean()
+    assert (s.data, s.op, m.data) == (3.0, "sum", 3.0)
+    m.backward()
+    assert a.grad == 1.0

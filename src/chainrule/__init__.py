@@ -1,6 +1,6 @@
 """chainrule: a scalar autograd engine to learn backpropagation with."""
 
-from .engine import RULES, Rule, Value, no_grad, topological_order
+from .engine import RULES, Rule, Value, linear, no_grad, topological_order
 from .functional import grad, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
 
@@ -12,6 +12,7 @@ __all__ = [
     "check_graph",
     "grad",
     "gradcheck",
+    "linear",
     "no_grad",
     "numerical_grad",
     "topological_order",

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias, cast, get_args
 
-from chainrule.engine import Value
+from chainrule.engine import Value, linear
 
 Activation: TypeAlias = Literal["tanh", "relu", "sigmoid", "linear"]
 BiasInit: TypeAlias = Literal["uniform", "zero"]
@@ -139,11 +139,9 @@ class Neuron(Module):
         xs = _as_inputs(x)
         if len(xs) != self.nin:
             raise ValueError(f"{self!r} got {len(xs)} inputs")
-        # b + w0*x0 + w1*x1 + ..., in micrograd's order, so the demo's floats come out bit for bit.
-        act = self.b
-        for wi, xi in zip(self.w, xs, strict=True):
-            act = act + wi * xi
-        return _APPLY[self.activation](act)
+        # b + w0*x0 + w1*x1 + ... as one node (the engine's `linear` op), in micrograd's order of
+        # additions, so the demo's floats come out bit for bit.
+        return _APPLY[self.activation](linear(self.w, xs, self.b))
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return [(f"w.{i}", w) for i, w in enumerate(self.w)] + [("b", self.b)]
