@@ -92,14 +92,18 @@ def test_saved_demo_model_classifies_the_moons(demo_run):
     assert all((s.data > 0) == (c == 1) for s, c in zip(scores, y, strict=True))
 
 
-def test_eager_demo_is_micrograd_bit_for_bit(capsys, tmp_path):
-    # The scalar path does micrograd's arithmetic in micrograd's order: the very same floats.
+def test_eager_demo_is_micrograd_to_the_last_bits(capsys, tmp_path):
+    # The forward pass does micrograd's arithmetic in micrograd's order (step 0's loss is the very same
+    # float). Backward adds a hidden unit's gradient contributions in another order (a neuron is one
+    # `linear` node here), so later steps may differ in the last bits: 1e-12 is the benchmarks' bar.
     code, out, _ = _run(capsys, "demo", "--mode", "eager", "--steps", "3", "--no-progress",
                         "--out", str(tmp_path))
     assert code == 0
     steps = _step_lines(out)
     assert steps[0] == f"step 0 loss {MICROGRAD_STEP_LOSSES[0]}, accuracy 50.0%"
-    assert steps[2] == f"step 2 loss {MICROGRAD_STEP_LOSSES[2]}, accuracy 77.0%"
+    loss2 = float(steps[2].split()[3].rstrip(","))
+    assert loss2 == pytest.approx(MICROGRAD_STEP_LOSSES[2], rel=1e-12, abs=0)
+    assert steps[2].endswith("accuracy 77.0%")
 
 
 @pytest.mark.skipif(not BATCHED, reason="needs chainrule.batch")

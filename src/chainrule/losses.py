@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeAlias, cast
 
 import numpy as np
 
-from chainrule.engine import Value
+from chainrule.engine import Value, linear
 
 Reduction: TypeAlias = Literal["mean", "sum"]
 Number: TypeAlias = Value | float
@@ -153,5 +153,11 @@ def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets:
 
 
 def l2(params: Iterable[Value], alpha: float) -> Value:
-    """The L2 penalty alpha·Σ p² (a sum, not a mean), as micrograd's demo adds to its loss."""
-    return alpha * _total(p * p for p in params)
+    """The L2 penalty alpha·Σ p² (a sum, not a mean), as micrograd's demo adds to its loss.
+
+    Σ p² is one `linear` node (p·p + ..., each p as weight and as input): the same floats as
+    micrograd's `sum(p*p for p in params)`, with one node instead of 2 per parameter."""
+    ps = list(params)
+    if not ps:
+        raise ValueError("l2 needs at least one parameter")
+    return alpha * linear(ps, ps, 0.0)
