@@ -265,7 +265,7 @@ def test_more_ops() -> None:
 
 # Each step: (op, index of first operand, index of second operand). Operands are drawn from everything
 # built so far, so subexpressions are shared. Ops are guarded to stay in their domain, off kinks.
-OPS = ["+", "-", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "rsub", "rdiv", "rpow"]
+OPS = ["+", "-", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "rsub", "rdiv", "rpow", "linear"]
 
 
 def _build(lib: str, leaves: list[object], steps: list[tuple[str, int, int]]) -> list[object]:
@@ -297,6 +297,8 @@ def _build(lib: str, leaves: list[object], steps: list[tuple[str, int, int]]) ->
             out = 1.5 - a
         elif op == "rdiv":
             out = 2.0 / (a * a + 1.0)
+        elif op == "linear":  # a + a*b + b*1.5 as one node; torch spells it out
+            out = squash(chainrule.linear([a, b], [b, 1.5], a) if lib == "cr" else a + a * b + b * 1.5)
         else:
             out = 1.7 ** squash(a)
         nodes.append(out)
