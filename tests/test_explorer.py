@@ -260,17 +260,31 @@ def test_mlp_on_one_datapoint_grouped_by_neuron(browser: Any, tmp_path: Path) ->
     assert page.evaluate(OVERFLOWING) == []
 
 
-def test_layout_is_tidy_wide_and_narrow(browser: Any, tmp_path: Path) -> None:
-    root, params = seeds_neuron()
-    root.backward()
-    html = tmp_path / "neuron.html"
-    to_html(root, html, params=params, title="The seeds' neuron")
+@pytest.mark.parametrize("graph", ["neuron", "mlp"])
+def test_layout_is_tidy_wide_and_narrow(browser: Any, tmp_path: Path, graph: str) -> None:
+    html = tmp_path / f"{graph}.html"
+    if graph == "neuron":
+        root, params = seeds_neuron()
+        root.backward()
+        to_html(root, html, params=params, title="The seeds' neuron")
+    else:
+        loss, trace = demo_mlp()
+        to_html(loss, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons,
+                title="micrograd's demo MLP(2, [16, 16, 1]), 337 parameters, one datapoint")
     for width, height in ((1280, 800), (420, 860)):
         page = open_page(browser, html, width, height)
+        if width == 1280:
+            # Both open with the whole width of the graph in view (inputs to output), at a zoom
+            # where 12pt labels are at least ~11px: only a tall graph scrolls, and only down.
+            fits = page.evaluate("(() => { const g = document.getElementById('graph');"
+                                 " return [g.scrollWidth <= g.clientWidth,"
+                                 " parseFloat(g.querySelector('svg').getAttribute('width'))"
+                                 " / g.querySelector('svg').viewBox.baseVal.width]; })()")
+            assert fits[0] and fits[1] >= 0.7 * 4 / 3 - 1e-3, fits  # (width is rounded to 0.1 px)
         page.click("#reset")
         for _ in range(4):
             page.click("#step")
-        page.click("#graph g#v0")
+        page.locator("#graph g.node.value").first.click()
         # Nothing wider than the window, and the toolbar's buttons never overlap each other.
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         boxes = [page.locator(sel).bounding_box() for sel in ("#reset", "#back", "#step", "#play")]
@@ -283,7 +297,8 @@ def test_layout_is_tidy_wide_and_narrow(browser: Any, tmp_path: Path) -> None:
                 assert apart, (a, b)
         font = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#explain p')).fontSize)")
         assert font >= 14
-        shot(page, f"neuron-{width}x{height}")
+        assert page.evaluate(OVERFLOWING) == []
+        shot(page, f"{graph}-{width}x{height}")
         page.close()
 
 
@@ -301,7 +316,8 @@ def test_boxes_fit_partial_sums_wider_than_the_final_grad(browser: Any, tmp_path
         page.click("#step")
         spilled.update(page.evaluate(OVERFLOWING))
     assert spilled == set()
-    assert page.evaluate(DISPLAYED)["v0"] == "grad 0.5000"
+    i = next(i for i, v in enumerate(topological_order(y)) if v is a)
+    assert page.evaluate(DISPLAYED)[f"v{i}"] == "grad 0.5000"
 
 
 def test_mlp_with_one_neuron_expanded(browser: Any, tmp_path: Path) -> None:

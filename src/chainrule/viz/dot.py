@@ -96,9 +96,10 @@ def escape_record(text: str) -> str:
     return "".join(out)
 
 
-def _record(*fields: str) -> str:
-    # The outer braces lay the fields side by side under rankdir=LR, as in the seeds.
-    return "{ " + " | ".join(fields) + " }"
+def _record(*fields: str, stacked: bool = False) -> str:
+    # The outer braces lay the fields side by side under rankdir=LR, as in the seeds; without
+    # them the fields stack, one above the other (a box a third as wide).
+    return " | ".join(fields) if stacked else "{ " + " | ".join(fields) + " }"
 
 
 def classify(v: Value, params: set[int], inputs: set[int] | None) -> str:
@@ -131,11 +132,14 @@ def layout(
     max_nodes: int | None = MAX_NODES,
     legend: bool = False,
     grad_text: Sequence[str] | None = None,
+    stacked: bool = False,
 ) -> Drawing:
     """Build the drawing of `root`'s graph; `draw_dot` returns its `.dot`.
 
     grad_text: the grad to write in value i's box instead of its `.grad` (the explorer passes the
         widest text the replay will show, so Graphviz makes every box wide enough for it).
+    stacked: label, data and grad one above the other instead of side by side (the explorer's
+        boxes, so that the seeds' neuron fits a laptop screen at a readable size).
     """
     order = topological_order(root)
     index = {id(v): i for i, v in enumerate(order)}
@@ -205,7 +209,7 @@ def layout(
             continue
         target = clusters.get(cluster_of.get(i, ""), dot)
         fields = [escape_record(v.label)] if v.label else []  # no empty cell for unnamed values
-        label = _record(*fields, f"data {fmt(v.data)}", f"grad {gtext(v)}")
+        label = _record(*fields, f"data {fmt(v.data)}", f"grad {gtext(v)}", stacked=stacked)
         target.node(f"v{i}", label=label, shape="record", style="filled", fillcolor=FILL[kinds[i]],
                     id=f"v{i}", **{"class": f"value {kinds[i]}"}, **grad_style(v.grad, biggest))
         if v.op:
@@ -217,16 +221,17 @@ def layout(
         if elem not in collapsed:
             continue
         nparams = sum(1 for i in members if kinds[i] == "param")
-        title = escape_record(g.name) + (f" ({nparams} params)" if nparams else "")
+        title = escape_record(g.name)
+        if nparams:  # stacked: on a line of its own, so the box is no wider than its numbers
+            title += f"\\n{nparams} params" if stacked else f" ({nparams} params)"
         if len(g.outputs) == 1:
             out = g.outputs[0]
-            label = _record(title, f"data {fmt(out.data)}", f"grad {gtext(out)}")
+            label = _record(title, f"data {fmt(out.data)}", f"grad {gtext(out)}", stacked=stacked)
             style = grad_style(out.grad, biggest)
         else:
-            rows = " | ".join(
-                f"{j}: data {fmt(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)
-            )
-            label = _record(title, "{ " + rows + " }")
+            rows = [f"{j}: data {fmt(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)]
+            # One row per output, under the title.
+            label = _record(title, *rows, stacked=True) if stacked else _record(title, _record(*rows))
             style = {"color": "#7c3aed", "penwidth": "1.5"}
         dot.node(elem, label=label, shape="Mrecord", style="filled", fillcolor=FILL["group"],
                  id=elem, **{"class": "group"}, **style)

@@ -17,6 +17,8 @@
   const lit = [];     // elements currently highlighted
 
   const name = (i) => V[i].label || (V[i].op ? V[i].op + ":" + V[i].data : V[i].data);
+  // After ∂ or d, a name like "x1*w1 + x2*w2" needs brackets: ∂n/∂(x1*w1 + x2*w2), not ∂n/∂x1*w1 + x2*w2.
+  const dname = (i) => (/^[\w.]+$/.test(name(i)) ? name(i) : "(" + name(i) + ")");
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
   const signClass = (txt) => (parseFloat(txt) > 0 ? "pos" : parseFloat(txt) < 0 ? "neg" : "");
 
@@ -136,7 +138,7 @@
         `<p>Processing <b>${esc(name(n))}</b> = ${esc(V[n].op)}(${V[n].parents.map(name).map(esc).join(", ")}): ` +
         `its grad goes back to input ${s[SLOT] + 1}, <b>${esc(name(p))}</b>.</p>` +
         `<div class="math">grad(${esc(name(p))}) += local × upstream<br>= ${s[LOC]} × ${s[UP]} = ${s[CON]}<br>→ grad(${esc(name(p))}) = ${s[AFTER]}</div>` +
-        `<p>local = ∂${esc(name(n))}/∂${esc(name(p))}, from the rule <span class="formula">${esc(V[n].formula)}</span></p>` +
+        `<p>local = ∂${esc(dname(n))}/∂${esc(dname(p))}, from the rule <span class="formula">${esc(V[n].formula)}</span></p>` +
         (twice ? `<p><b>${esc(name(p))}</b> is used twice by this op, so it receives two contributions that add up.</p>` : "") +
         (pos === LAST ? "<p><b>Done.</b> Every grad shown is now the engine's <code>backward()</code> result.</p>" : "");
     }
@@ -167,14 +169,14 @@
       const args = v.parents.map(name).map(esc);
       h += `<h2>Made by op ${esc(v.op)}</h2><p>${esc(name(i))} = ${esc(v.op)}(${args.join(", ")})</p>` +
         `<p>Local derivative rule: <span class="formula">${esc(v.formula)}</span></p><table>` +
-        v.parents.map((p, s) => `<tr><th>∂${esc(name(i))}/∂${args[s]}</th><td class="num">${v.locals[s]}</td></tr>`).join("") +
+        v.parents.map((p, s) => `<tr><th>∂${esc(dname(i))}/∂${esc(dname(p))}</th><td class="num">${v.locals[s]}</td></tr>`).join("") +
         "</table>";
     } else {
       h += `<p class="hint">A leaf: no op made it, so backward stops here.</p>`;
     }
     h += "<h2>Chain rule</h2>";
     if (i === D.root) {
-      h += `<div class="math">dL/d${esc(name(i))} = 1 (the output; L is ${esc(name(i))} itself)</div>`;
+      h += `<div class="math">dL/d${esc(dname(i))} = 1 (the output; L is ${esc(name(i))} itself)</div>`;
     } else if (!termsOf[i].length) {
       h += `<p class="hint">Nothing uses this value, so its grad stays 0.</p>`;
     } else {
@@ -182,8 +184,8 @@
         const s = S[k], done = k < pos - 1;
         return `<span class="${done ? "" : "pending"}">${s[UP]} × ${s[LOC]}</span>`;
       });
-      const who = termsOf[i].map((k) => `dL/d${esc(name(S[k][NODE]))} · d${esc(name(S[k][NODE]))}/d${esc(name(i))}`);
-      h += `<div class="math">dL/d${esc(name(i))} = Σ dL/dout · dout/d${esc(name(i))}<br>= ${who.join(" + ")}<br>= ` +
+      const who = termsOf[i].map((k) => `dL/d${esc(dname(S[k][NODE]))} · d${esc(dname(S[k][NODE]))}/d${esc(dname(i))}`);
+      h += `<div class="math">dL/d${esc(dname(i))} = Σ dL/dout · dout/d${esc(dname(i))}<br>= ${who.join(" + ")}<br>= ` +
         `${terms.join(" + ")}<br>= ${v.grad}</div>`;
       if (termsOf[i].some((k) => k >= pos - 1)) h += `<p class="hint">Grey terms are not added yet at this step.</p>`;
     }
@@ -235,7 +237,17 @@
     svg.setAttribute("width", (base.w * scale).toFixed(1));
     svg.setAttribute("height", (base.h * scale).toFixed(1));
   }
-  const fit = () => Math.min(1.5, (graphBox.clientWidth - 24) / base.w, (graphBox.clientHeight - 24) / base.h);
+  const pad = () => { const c = getComputedStyle(graphBox); return [parseFloat(c.paddingLeft) + parseFloat(c.paddingRight),
+    parseFloat(c.paddingTop) + parseFloat(c.paddingBottom)]; };
+  const fit = () => { const [w, h] = pad();
+    return Math.min(1.5, (graphBox.clientWidth - w) / base.w, (graphBox.clientHeight - h) / base.h); };
+  // Scroll the graph (and only the graph, never the page) so that box `id` is level with the middle.
+  function level(id) {
+    const el = shown[id] && shown[id].g;
+    if (!el) return;
+    const r = el.getBoundingClientRect(), b = graphBox.getBoundingClientRect();
+    graphBox.scrollTop += r.top + r.height / 2 - (b.top + b.height / 2);
+  }
   $("zoom-in").onclick = () => zoom(scale * 1.25);
   $("zoom-out").onclick = () => zoom(scale / 1.25);
   $("zoom-fit").onclick = () => zoom(fit());
@@ -251,6 +263,7 @@
     indexSvg();
     // Readable first: fit the window, but never shrink 12pt labels below ~11px (scroll instead).
     zoom(Math.max(0.7, Math.min(1.25, fit())));
+    level(V[D.root].el); // a tall graph opens at its output, where backward starts
     paint();
     document.body.dataset.ready = "1";
     document.body.dataset.layoutMs = String(Math.round(performance.now() - t0));

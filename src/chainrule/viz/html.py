@@ -107,7 +107,7 @@ def to_html(
     buttons replay backward from zero either way). Options as in `draw_dot`.
     """
     drawing = layout(root, params=params, inputs=inputs, groups=groups, expand=expand,
-                     max_nodes=max_nodes, grad_text=_widest_grads(root))
+                     max_nodes=max_nodes, grad_text=_widest_grads(root), stacked=True)
     data = json.dumps(graph_data(drawing, title), ensure_ascii=False, separators=(",", ":"))
     parts = {
         "TITLE": _html_escape(title),
