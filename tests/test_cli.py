@@ -159,6 +159,13 @@ def test_tour_checks_the_seeds_examples(capsys):
     assert lines["x1"][1:] == ["2.000000", "-1.500000", "-1.500000"]  # the tanh neuron's dx1
     assert lines["w2"][2] == "0.000000"  # w2 sees x2 = 0
     assert "b = a + a" in out and "all 2 nodes agree" in out
+    first = [line.split()[0] for line in out.split("\n\n")[0].splitlines() if line.startswith("  ")]
+    assert first[:8] == ["node", "a", "b", "c", "f", "e", "d", "L"]  # leaves as named, then to the output
+
+
+def test_version_exits_zero(capsys):
+    code, out, _ = _run(capsys, "--version")
+    assert code == 0 and out.startswith("chainrule ") and len(out.splitlines()) == 1
 
 
 def test_help_exits_zero(capsys):

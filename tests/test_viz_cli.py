@@ -69,6 +69,7 @@ def test_svg_without_graphviz_writes_html_and_says_so(
     (["a**b", "--at", "a=10,b=400"], "column 2: overflow"),
     (["a", "--at", "a=1", "--params", "w"], "--params names not in the expression: w"),
     (["a", "--at", "a=1", "--out", "g.pdf"], "use one of .svg, .png, .html"),
+    (["a", "--at", "a=1", "--out", "/no-such-chainrule-dir/g.html"], "no such folder for --out"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], words: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:

@@ -455,7 +455,8 @@ def _tour_case(title: str, note: str, names: list[str], values: list[float],
         return g
 
     print(f"  {'node':<12} {'data':>11} {'grad (backward)':>16} {'finite diff.':>13}")
-    for node in (n for n in topological_order(out) if n.label):
+    # The leaves in the order they were named, then the labelled values from the leaves to the output.
+    for node in [*leaves, *(n for n in topological_order(out) if n.label and n.parents)]:
         i = next((j for j, leaf in enumerate(leaves) if leaf is node), None)  # identity: no __eq__
         fd = "" if i is None else f"{numerical_grad(nudged(i), values[i]):13.6f}"
         print(f"  {node.label:<12} {node.data:11.6f} {node.grad:16.6f} {fd:>13}")
@@ -565,6 +566,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         return fail(str(err))
     if args.out and Path(args.out).suffix.lower() not in FORMATS:
         return fail(f"cannot tell the format of {args.out!r}: use one of {', '.join(FORMATS)}")
+    if args.out and not Path(args.out).parent.is_dir():  # say so before printing any gradient
+        return fail(f"no such folder for --out: {str(Path(args.out).parent)!r}")
     params = [n.strip() for n in args.params.split(",") if n.strip()]
     unknown = [n for n in params if n not in leaves]
     if unknown:
@@ -601,8 +604,18 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 # ----- main -------------------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainrule")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="A scalar autograd engine to learn backpropagation with.")
+    parser.add_argument("--version", action="version", version=f"chainrule {_version()}")
     # Subparsers are made by type(parser), so they are _Parsers too (one-line errors).
     subparsers = cast("argparse._SubParsersAction[argparse.ArgumentParser]",
                       parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
