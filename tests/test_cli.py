@@ -194,6 +194,9 @@ BAD_ARGS = [
     ["train", "--classes", "3"],
     ["train", "--dataset", "blobs", "--classes", "3", "--loss", "hinge"],
     ["train", "--dataset", "blobs", "--classes", "1"],
+    ["train", "--hidden", "100000,100000"],  # 10^10 parameters: refused at once, not an hour of building
+    ["train", "--samples", "1000000"],
+    ["demo", "--out", "/proc/no-such-folder"],  # refused before training, not after
     ["tour", "extra"],
 ]
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import math
+import os
 import random
 import sys
 import time
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 # The heavy imports (numpy, matplotlib, tqdm) wait inside the commands, so `chainrule --help` is instant.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Past these a run takes hours (or the memory of a laptop): a usage error says so at once instead.
+MAX_PARAMETERS, MAX_SAMPLES = 100_000, 100_000
 
 
 class _UsageError(Exception):
@@ -104,8 +108,15 @@ def _add_common_training_options(p: argparse.ArgumentParser, steps_help: str) ->
 
 
 def _check_out_dir(out: Path) -> None:
+    # Checked before training, so that a run of minutes doesn't end in "can't write there".
     if out.exists() and not out.is_dir():
         raise _UsageError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _UsageError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise _UsageError(f"--out {out}: the folder is not writable")
 
 
 def _resolve_mode(mode: str | None) -> str:
@@ -410,11 +421,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise _UsageError("--classes: need at least 2 classes")
     if args.samples < args.classes:
         raise _UsageError(f"--samples: need at least one point per class ({args.classes})")
+    if args.samples > MAX_SAMPLES:
+        raise _UsageError(f"--samples: at most {MAX_SAMPLES:,} points, got {args.samples:,}")
     _check_out_dir(args.out)
     mode = _resolve_mode(args.mode)
     noise = _NOISE[args.dataset] if args.noise is None else args.noise
     X, labels = _dataset(args.dataset, args.samples, noise, args.classes, args.seed)
     outputs = args.classes if loss == "ce" else 1
+    sizes = [2, *args.hidden, outputs]
+    n_params = sum((nin + 1) * nout for nin, nout in itertools.pairwise(sizes))
+    if n_params > MAX_PARAMETERS:
+        raise _UsageError(f"--hidden: {n_params:,} parameters is more than this scalar engine trains in "
+                          f"reasonable time (at most {MAX_PARAMETERS:,})")
     model = MLP(2, [*args.hidden, outputs], args.activation, "linear", bias_init="zero",
                 rng=random.Random(args.seed))
     task = _Task(X, labels, n_classes=args.classes, loss=loss, l2=args.l2)
