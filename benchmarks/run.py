@@ -26,7 +26,11 @@ WORKER = HERE / "worker.py"
 
 # Peers as the issue names them. torch runs batched (float64 tensors) on moons and on 0-d tensors
 # (one tensor per number, like a scalar engine) everywhere else.
-MOONS_ENGINES = ["chainrule", "chainrule-batched", "chainrule-nn", "micrograd", "torch-batched"]
+# On moons, `chainrule` and `chainrule-batched` are what users run (chainrule.nn.MLP and
+# chainrule.losses); the `-ops` rows build the same model by hand from + and *, op for op as
+# micrograd does, to show what the one-node `linear` neuron is worth (info rows).
+MOONS_ENGINES = ["chainrule", "chainrule-batched", "chainrule-ops", "chainrule-batched-ops",
+                 "micrograd", "torch-batched"]
 SCALAR_ENGINES = ["chainrule", "micrograd", "torch-scalar"]
 
 # The issue's speed targets, checked against this run's numbers in the table.
@@ -62,8 +66,12 @@ def engine_state() -> str:
                               check=False).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "../src")
-    return commit + (" + uncommitted changes in src/" if dirty else "")
+    dirty = [ln.strip().split(maxsplit=1)[-1]
+             for ln in git("status", "--porcelain", "--", "../src").splitlines()]
+    if not dirty:
+        return commit
+    shown = ", ".join(dirty[:4]) + (f" and {len(dirty) - 4} more" if len(dirty) > 4 else "")
+    return f"{commit} + uncommitted changes in {shown}"
 
 
 def moons_data() -> tuple[list[list[float]], list[float], str]:
@@ -125,7 +133,7 @@ def run_job(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def progress(r: dict[str, Any]) -> str:
-    who = f"  {r['workload']:<9}{r['engine']:<18}" + (f"n={r['n']:<9}" if r.get("n") else " " * 11)
+    who = f"  {r['workload']:<9}{r['engine']:<22}" + (f"n={r['n']:<9}" if r.get("n") else " " * 11)
     if "skipped" in r:
         return who + "skipped: " + r["skipped"]
     if "error" in r:
@@ -226,12 +234,14 @@ def table_rows(R: Results, p: dict[str, Any]) -> list[dict[str, Any]]:
         "step_ms"), "≥20× micrograd", met_ratio(mg_step, eager, 20), digits=2)
     row("moons step batched, ms", batched, mg_step, R.num("torch-batched", "moons", "step_ms"),
         "≥500× micrograd", met_ratio(mg_step, batched, 500), digits=2)
-    row("  eager via chainrule.nn.MLP [info]", R.num("chainrule-nn", "moons", "step_ms"), mg_step,
+    row("  eager, model from + and * [info]", R.num("chainrule-ops", "moons", "step_ms"), mg_step,
         R.num("torch-batched", "moons", "step_ms"), digits=2)
-    row("  same, GC off [info]", R.num("chainrule", "moons", "step_ms", gc=False),
+    row("  batched, model from + and * [info]", R.num("chainrule-batched-ops", "moons", "step_ms"),
+        mg_step, R.num("torch-batched", "moons", "step_ms"), digits=2)
+    row("  eager, GC off [info]", R.num("chainrule", "moons", "step_ms", gc=False),
         R.num("micrograd", "moons", "step_ms", gc=False), None, digits=2)
     share = {e: R.num(e, "moons", "gc_share") for e in ("chainrule", "micrograd", "torch-batched")}
-    row("  time in GC, % [info]", *(s * 100 if isinstance(s, float) else s
+    row("  eager time in GC, % [info]", *(s * 100 if isinstance(s, float) else s
                                     for s in share.values()), digits=1, ratios=False)
     for n in p["chain"]:
         ours = R.num("chainrule", "chain", "total_ms", n)
@@ -328,7 +338,7 @@ def agreement(R: Results) -> tuple[list[str], dict[str, Any]]:
         diff = max(abs(a - b) for a, b in zip(r["losses"], ref, strict=True))
         ok = diff <= 1e-12
         out[e] = {"max_abs_diff": diff, "ok": ok}
-        lines.append(f"  {e:<18} max |loss - {ref_name}| = {diff:.1e}  "
+        lines.append(f"  {e:<22} max |loss - {ref_name}| = {diff:.1e}  "
                      f"{'agrees (≤ 1e-12)' if ok else 'DISAGREES (> 1e-12)'}")
     return lines, out
 

@@ -97,17 +97,12 @@ def load_engine(name: str, threads: int = 1
     # torch gets one thread by default: the Python engines use one core, the tensors here are
     # tiny, and a second thread spin-waits badly whenever the other core is busy.
     info: dict[str, Any] = {}
-    if name in ("chainrule", "chainrule-batched", "chainrule-nn"):
+    if name.startswith("chainrule"):
         import chainrule
         from chainrule.engine import Value
 
-        if name == "chainrule-nn":
-            try:
-                import chainrule.nn
-            except ImportError as e:
-                raise Skip(f"no chainrule.nn yet ({e})") from None
         info["version"] = getattr(chainrule, "__version__", "dev")
-        if name == "chainrule-batched" and (why := batched_unsupported(Value)):
+        if "batched" in name and (why := batched_unsupported(Value)):
             raise Skip(why)
         return Value, lambda v: float(v.grad), info
     if name == "micrograd":
@@ -153,15 +148,21 @@ def run_moons(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         records = wl.moons_torch(torch, weights, X, y, steps)
-    elif engine == "chainrule-batched":
+    elif engine in ("chainrule", "chainrule-batched"):
+        import numpy as np
+
+        from chainrule import losses
+
+        model, params = nn_model(weights)
+        batched = engine == "chainrule-batched"
+        records = wl.moons_nn(leaf, model, params, losses, np.array(X) if batched else X,
+                              np.array(y) if batched else y, steps, batched)
+    elif engine == "chainrule-batched-ops":
         import numpy as np
 
         model, params = wl.hand_built(leaf, weights)
         records = wl.moons_batched(leaf, model, params, np.array(X), np.array(y), steps)
-    elif engine == "chainrule-nn":
-        model, params = nn_model(weights)
-        records = wl.moons_scalar(leaf, model, params, X, y, steps)
-    else:
+    else:  # micrograd, chainrule-ops: the model built by hand from + and *
         model, params = wl.hand_built(leaf, weights)
         records = wl.moons_scalar(leaf, model, params, X, y, steps)
     # Step 0 is a warm-up (first-touch costs); the median is over the steps after it.

@@ -63,7 +63,8 @@ def hand_built(leaf: Leaf, weights: list[list[list[float]]]) -> tuple[Callable[[
 def moons_scalar(leaf: Leaf, model: Callable[[Any], Any], params: list[Any],
                  X: Sequence[Sequence[float]], y: Sequence[float],
                  steps: int) -> list[dict[str, float]]:
-    """The demo's step, one Value per number (micrograd, chainrule eager)."""
+    """The demo's step, one Value per number, the model built by hand from + and * (micrograd,
+    chainrule-ops)."""
     records = []
     for k in range(steps):
         t0 = time.perf_counter_ns()
@@ -86,10 +87,36 @@ def moons_scalar(leaf: Leaf, model: Callable[[Any], Any], params: list[Any],
     return records
 
 
+def moons_nn(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], losses: Any, X: Any, y: Any,
+             steps: int, batched: bool) -> list[dict[str, float]]:
+    """The demo's step as a chainrule user writes it: `chainrule.nn.MLP` (one `linear` node per
+    neuron), `losses.hinge(scores, y) + losses.l2(params, 1e-4)`, backward, SGD. Eager: one Value
+    per number (`X`, `y` lists). Batched: one Value per feature column (`X`, `y` NumPy arrays)."""
+    records = []
+    for k in range(steps):
+        t0 = time.perf_counter_ns()
+        if batched:
+            scores = model([leaf(X[:, 0]), leaf(X[:, 1])])
+            accuracy = float(((y > 0) == (scores.data > 0)).mean())
+        else:
+            scores = [model([leaf(xi) for xi in row]) for row in X]
+            accuracy = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores, strict=True)) / len(y)
+        total = losses.hinge(scores, y) + losses.l2(params, 1e-4)
+        for p in params:
+            p.grad = 0.0
+        total.backward()
+        lr = learning_rate(k)
+        for p in params:
+            p.data -= lr * p.grad
+        t1 = time.perf_counter_ns()
+        records.append({"ns": t1 - t0, "loss": float(total.data), "acc": float(accuracy)})
+    return records
+
+
 def moons_batched(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], X: Any, y: Any,
                   steps: int) -> list[dict[str, float]]:
-    """The same step with chainrule's batched mode: one Value holds a feature column (a 1-D
-    array), so the same per-example model code builds one graph for the whole batch."""
+    """The hand-built step (+ and * only) in chainrule's batched mode: one Value holds a feature
+    column (a 1-D array), so the same per-example model code builds one graph for the whole batch."""
     records = []
     for k in range(steps):
         t0 = time.perf_counter_ns()
