@@ -250,6 +250,8 @@ class Value:
         # grad to every parent, scaled by the local derivative, and *adds* it there (a parent used
         # twice, as in a + a, receives two contributions).
         for node in reversed(order):
+            if not node.parents:
+                continue  # a leaf: nothing further back
             grad = node.grad
             for parent, local in zip(node.parents, node.local_grads):  # noqa: B905 (zip(strict) is slower)
                 if type(grad) is float or type(parent.data) is not float:
@@ -343,18 +345,18 @@ def topological_order(root: Value) -> list[Value]:
     parent order). No recursion, so depth is limited by memory, not by Python's recursion limit.
     Bookkeeping is by identity: a set of Values hashes them by id, as Value defines no __eq__."""
     order: list[Value] = []
-    done: set[Value] = set()
-    stack = [root]
+    visited = {root}
+    stack = [(root, iter(root.parents))]  # each node with an iterator over the parents not yet looked at
     while stack:
-        node = stack[-1]
-        if node in done:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent not in visited:
+                visited.add(parent)
+                if parent.parents:
+                    stack.append((parent, iter(parent.parents)))
+                    break  # finish that parent first; this loop resumes where it stopped
+                order.append(parent)  # a leaf is done at once
+        else:  # every parent is done
             stack.pop()
-            continue
-        todo = [p for p in node.parents if p not in done]
-        if todo:
-            stack += todo  # come back to node once these are done
-        else:
-            done.add(node)
             order.append(node)
-            stack.pop()
     return order
