@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import chainrule
 from chainrule import RULES, GradcheckError, Rule, Value, check_graph, gradcheck, numerical_grad
 
 
@@ -96,3 +97,45 @@ def test_check_graph_names_a_wrong_rule_for_one_input_only(monkeypatch: pytest.M
     report = check_graph(neuron())
     assert report.culprit is not None and report.culprit.op == "/"
     assert "∂/∂input 1" in str(report)
+
+
+def test_check_graph_skips_nodes_it_cannot_nudge_and_checks_the_rest() -> None:
+    # (p - y)**2 with p < y: nudging the constant exponent 2 makes a fractional power of a negative
+    # number, which has no real value. That one node is skipped, every other one is checked.
+    p, y = Value(0.25, "p"), Value(1.0, "y")
+    loss = ((p - y) ** 2.0).tanh()
+    report = check_graph(loss)
+    assert report.ok and report.skipped == 1
+    assert str(report) == (f"all {report.checked - 1} nodes checked agree; 1 could not be nudged by ±eps "
+                           "without leaving an op's domain and were skipped")
+
+
+def test_check_graph_on_a_model_with_linear_nodes() -> None:
+    import random
+
+    from chainrule import losses
+    from chainrule.nn import MLP
+
+    model = MLP(2, [3, 1], rng=random.Random(0))
+    xs = [(0.1, 0.2), (0.5, -0.3), (1.0, 0.7)]
+    loss = losses.mse([model([Value(a), Value(b)]) for a, b in xs], [1.0, -1.0, 0.5])
+    assert check_graph(loss).ok
+
+
+def test_check_graph_names_a_wrong_linear_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    right = RULES["linear"]
+    # Forgot to swap: says d/dw_i = w_i instead of x_i.
+    wrong = Rule(right.forward, lambda m, out, b, *wx: (1.0, *wx), right.formula)
+    monkeypatch.setitem(RULES, "linear", wrong)
+    w, x = [Value(0.5, "w0"), Value(-1.5, "w1")], [Value(2.0, "x0"), Value(3.0, "x1")]
+    out = chainrule.linear(w, x, Value(0.1, "b")).tanh()
+    report = check_graph(out)
+    assert report.culprit is not None and report.culprit.op == "linear"
+
+
+def test_check_graph_refuses_a_batched_graph_clearly() -> None:
+    import numpy as np
+
+    out = (Value(np.array([1.0, 2.0]), "x") * Value(3.0, "w")).sum()
+    with pytest.raises(ValueError, match=r"checks graphs of numbers.*label='x'.*single example"):
+        check_graph(out)
