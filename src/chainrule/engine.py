@@ -269,12 +269,17 @@ def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | fl
     """b + w·x as one node (a neuron before its activation): `b + w[0]*x[0] + w[1]*x[1] + ...`."""
     if len(w) != len(x):
         raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
-    given = (b, *w, *x)
-    parents = tuple([v if type(v) is Value else _lift(v) for v in given])
-    if None in parents:
-        bad = given[parents.index(None)]
-        raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-    return _apply("linear", parents, tuple([p.data for p in parents]))  # type: ignore[arg-type, union-attr]
+    parents = (b, *w, *x)
+    if set(map(type, parents)) != {Value}:  # a plain number among them becomes a leaf, as in a + 1
+        lifted = [p if type(p) is Value else _lift(p) for p in parents]
+        if None in lifted:
+            bad = parents[lifted.index(None)]
+            raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
+        parents = tuple(lifted)  # type: ignore[arg-type]
+    return _apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[arg-type]
+
+
+_data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in parents] at C speed
 
 
 def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
