@@ -85,7 +85,8 @@ class ArrayMath:
         zero = np.asarray(b) == 0
         if zero.any():
             raise ZeroDivisionError(f"float division by zero at {_first_bad(zero, b)}")
-        return np.divide(a, b)
+        with np.errstate(over="ignore"):  # 1e308 / 1e-10 is inf, silently, as for floats
+            return np.divide(a, b)
 
     @staticmethod
     def pow(a: Any, b: Any) -> Any:
