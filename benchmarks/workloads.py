@@ -60,6 +60,19 @@ def hand_built(leaf: Leaf, weights: list[list[list[float]]]) -> tuple[Callable[[
     return (lambda x: mlp(layers, x)), parameters(layers)
 
 
+def _sgd_step(total: Any, params: list[Any], k: int, t0: int, accuracy: float) -> dict[str, float]:
+    """The end of every scalar engine's moons step: zero grads, backward, SGD with the demo's lr; then
+    the step's record (its time since t0, loss and accuracy)."""
+    for p in params:
+        p.grad = 0.0
+    total.backward()
+    lr = learning_rate(k)
+    for p in params:
+        p.data -= lr * p.grad
+    t1 = time.perf_counter_ns()
+    return {"ns": t1 - t0, "loss": float(total.data), "acc": float(accuracy)}
+
+
 def moons_scalar(leaf: Leaf, model: Callable[[Any], Any], params: list[Any],
                  X: Sequence[Sequence[float]], y: Sequence[float],
                  steps: int) -> list[dict[str, float]]:
@@ -76,14 +89,7 @@ def moons_scalar(leaf: Leaf, model: Callable[[Any], Any], params: list[Any],
         reg_loss = 1e-4 * sum(p * p for p in params)
         total = data_loss + reg_loss
         accuracy = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores, strict=True)) / len(y)
-        for p in params:
-            p.grad = 0.0
-        total.backward()
-        lr = learning_rate(k)
-        for p in params:
-            p.data -= lr * p.grad
-        t1 = time.perf_counter_ns()
-        records.append({"ns": t1 - t0, "loss": float(total.data), "acc": float(accuracy)})
+        records.append(_sgd_step(total, params, k, t0, accuracy))
     return records
 
 
@@ -102,14 +108,7 @@ def moons_nn(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], losses:
             scores = [model([leaf(xi) for xi in row]) for row in X]
             accuracy = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores, strict=True)) / len(y)
         total = losses.hinge(scores, y) + losses.l2(params, 1e-4)
-        for p in params:
-            p.grad = 0.0
-        total.backward()
-        lr = learning_rate(k)
-        for p in params:
-            p.data -= lr * p.grad
-        t1 = time.perf_counter_ns()
-        records.append({"ns": t1 - t0, "loss": float(total.data), "acc": float(accuracy)})
+        records.append(_sgd_step(total, params, k, t0, accuracy))
     return records
 
 
@@ -127,14 +126,7 @@ def moons_batched(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], X:
         reg_loss = 1e-4 * sum(p * p for p in params)
         total = data_loss + reg_loss
         accuracy = float(((y > 0) == (scores.data > 0)).mean())
-        for p in params:
-            p.grad = 0.0
-        total.backward()
-        lr = learning_rate(k)
-        for p in params:
-            p.data -= lr * p.grad
-        t1 = time.perf_counter_ns()
-        records.append({"ns": t1 - t0, "loss": float(total.data), "acc": accuracy})
+        records.append(_sgd_step(total, params, k, t0, accuracy))
     return records
 
 
