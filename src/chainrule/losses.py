@@ -160,4 +160,4 @@ def l2(params: Iterable[Value], alpha: float) -> Value:
     ps = list(params)
     if not ps:
         raise ValueError("l2 needs at least one parameter")
-    return alpha * linear(ps, ps, 0.0)
+    return alpha * linear(ps, ps, Value(0.0))  # a Value bias: no plain number to lift among 2n+1
