@@ -488,3 +488,27 @@ def test_a_batched_graph_is_freed_by_refcount_without_the_garbage_collector() ->
         assert grad_of(xs[0], 50).shape == (50,)
     finally:
         gc.enable()
+
+
+def test_power_slopes_at_zero_match_the_float_path() -> None:
+    xs = [0.0, 1.0, 4.0]
+    for b in (0.5, 0.0, 1.0, 2.0):
+        a = Value(np.array(xs))
+        (a**b).sum().backward()
+        expected = []
+        for x in xs:
+            v = Value(x)
+            (v**b).backward()
+            expected.append(v.grad)
+        assert list(a.grad) == expected  # type: ignore[arg-type]
+
+
+def test_zero_to_minus_infinity_is_infinity_as_for_floats() -> None:
+    assert list((Value(np.array([0.0, 2.0])) ** float("-inf")).data) == [math.inf, 0.0]  # type: ignore[arg-type]
+    assert (Value(0.0) ** float("-inf")).data == math.inf
+
+
+def test_dividing_a_batch_by_one_shared_zero_names_no_element() -> None:
+    with pytest.raises(ZeroDivisionError) as err:
+        Value(np.array([1.0, 2.0])) / Value(0.0, label="z")
+    assert "element" not in str(err.value) and "label='z'" in str(err.value)

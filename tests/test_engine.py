@@ -602,3 +602,29 @@ def test_sum_and_mean_of_a_number_are_the_number() -> None:
     assert (s.data, s.op, m.data) == (3.0, "sum", 3.0)
     m.backward()
     assert a.grad == 1.0
+
+
+# --- ** where b·a^(b-1) has no float value: its limits, as PyTorch ---------------------------------
+
+
+@needs_torch
+@pytest.mark.parametrize(("a", "b"), [(0.0, 0.5), (0.0, 0.0), (0.0, 1.0), (0.0, 2.0), (0.0, 3.5),
+                                      (1e-300, -1.01), (-1e-154, -2.0), (-1e-154, -1.0)])
+def test_power_slope_at_zero_and_past_overflow_matches_torch(a: float, b: float) -> None:
+    # sqrt at 0 has an infinite slope (not an error: the forward value is fine); a**0 is flat; a slope
+    # too steep for a float is ±inf, signed as b·a^(b-1) would be.
+    x = Value(a)
+    out = x**b
+    out.backward()
+    t = tt(a)
+    tout = t**b
+    tout.backward()
+    assert t.grad is not None
+    assert (out.data, x.grad) == (tout.item(), t.grad.item())
+
+
+def test_a_zero_base_with_a_variable_exponent() -> None:
+    e = Value(0.5)
+    out = 0.0**e
+    out.backward()
+    assert (out.data, e.grad) == (0.0, 0.0)  # d(0^b)/db = 0^b·log(0): 0 by convention where a <= 0

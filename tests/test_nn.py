@@ -254,3 +254,14 @@ def test_a_batch_runs_through_the_same_model_code():
         outs = m(list(row))
         assert isinstance(outs, list)
         assert [float(c.data[i]) for c in columns] == pytest.approx([o.data for o in outs], abs=1e-14)
+
+
+def test_a_neuron_takes_any_real_number_as_its_single_input() -> None:
+    from fractions import Fraction
+
+    import numpy as np
+
+    n = Neuron(1, rng=random.Random(0))
+    expected = n([3.0]).data
+    assert n(np.int64(3)).data == expected and n(3).data == expected
+    assert n(Fraction(1, 2)).data == n([0.5]).data

@@ -43,8 +43,11 @@ def check_lengths(op: str, parents: tuple[Value, ...]) -> None:
 
 
 def _first_bad(mask: Any, x: Any) -> str:
-    i = int(np.flatnonzero(np.broadcast_to(mask, np.shape(mask)))[0]) if np.ndim(mask) else 0
-    return f"element {i} ({np.ravel(x)[i] if np.ndim(x) else x})"
+    """' at element i (value)' for the first True in mask; '' when the culprit is one shared number."""
+    if np.ndim(mask) == 0:
+        return ""
+    i = int(np.flatnonzero(mask)[0])
+    return f" at element {i} ({np.ravel(x)[i]})"
 
 
 class ArrayMath:
@@ -70,45 +73,53 @@ class ArrayMath:
             out = np.exp(x)
         overflow = np.isinf(out) & np.isfinite(x)
         if overflow.any():
-            raise OverflowError(f"math range error at {_first_bad(overflow, x)}")
+            raise OverflowError(f"math range error{_first_bad(overflow, x)}")
         return out
 
     @staticmethod
     def log(x: Any) -> Any:
         bad = np.asarray(x) <= 0
         if bad.any():
-            raise ValueError(f"math domain error at {_first_bad(bad, x)}")
+            raise ValueError(f"math domain error{_first_bad(bad, x)}")
         return np.log(x)
 
     @staticmethod
     def div(a: Any, b: Any) -> Any:
         zero = np.asarray(b) == 0
         if zero.any():
-            raise ZeroDivisionError(f"float division by zero at {_first_bad(zero, b)}")
+            raise ZeroDivisionError(f"float division by zero{_first_bad(zero, b)}")
         with np.errstate(over="ignore"):  # 1e308 / 1e-10 is inf, silently, as for floats
             return np.divide(a, b)
 
     @staticmethod
     def pow(a: Any, b: Any) -> Any:
         a_, b_ = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-        zero_to_negative = (a_ == 0) & (b_ < 0)
+        zero_to_negative = (a_ == 0) & (b_ < 0) & np.isfinite(b_)  # 0 ** -inf is inf, as in Python
         if zero_to_negative.any():
             at = _first_bad(zero_to_negative, a_)
-            raise ZeroDivisionError(f"0.0 cannot be raised to a negative power at {at}")
+            raise ZeroDivisionError(f"0.0 cannot be raised to a negative power{at}")
         # A negative base to a fractional power has no real value (Python gives a complex number);
         # NaN and infinities propagate as they do for floats.
         complex_ = (a_ < 0) & np.isfinite(a_) & np.isfinite(b_) & (b_ != np.round(b_))
         if complex_.any():
             at = _first_bad(complex_, a_)
-            raise ValueError(f"math domain error (negative base, fractional power) at {at}")
+            raise ValueError(f"math domain error (negative base, fractional power){at}")
         # Python takes (-inf) ** 0.5 as inf ** 0.5; NumPy gives nan. Follow Python, as the float path does.
         a_ = np.where(np.isneginf(a_) & (b_ != np.round(b_)), np.inf, a_)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = np.power(a_, b_)
         overflow = np.isinf(out) & np.isfinite(a_) & np.isfinite(b_)
         if overflow.any():
-            raise OverflowError(f"math range error at {_first_bad(overflow, a_)}")
+            raise OverflowError(f"math range error{_first_bad(overflow, a_)}")
         return out
+
+    @staticmethod
+    def dpow(a: Any, b: Any) -> Any:
+        # As FloatMath.dpow: b·a**(b-1), with its limits at a = 0 (0 for b = 0, inf for 0 < b < 1) and
+        # ±inf where it overflows.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = b * np.power(a, np.subtract(b, 1.0))
+        return np.where((np.asarray(a) == 0) & (np.asarray(b) == 0), 0.0, out)
 
     @staticmethod
     def log_or_zero(a: Any) -> Any:

@@ -43,11 +43,23 @@ def _pow(a: float, b: float) -> float:
     return out
 
 
+def _dpow(a: float, b: float) -> float:
+    # d(a**b)/da = b·a**(b-1). At a = 0 that power of 0 may be negative, which Python refuses: use
+    # the limit from the right (inf for sqrt at 0, as PyTorch), and 0 for b = 0 (a**0 is constant).
+    if a == 0.0 and b < 1.0:
+        return 0.0 if b == 0.0 else math.inf
+    try:
+        return b * _pow(a, b - 1.0)
+    except OverflowError:  # the slope is too steep for a float: ±inf, signed as b·a**(b-1) would be
+        odd = a < 0 and (b - 1.0) % 2 == 1
+        return math.copysign(math.inf, b) * (-1.0 if odd else 1.0)
+
+
 class FloatMath:
     """The math for plain Python floats (chainrule.batch.ArrayMath mirrors it for NumPy arrays). Used as
     a namespace, never instantiated: `FloatMath.relu(x)` calls the plain function."""
 
-    exp, log, sigmoid, pow, div = math.exp, math.log, _sigmoid, _pow, operator.truediv
+    exp, log, sigmoid, pow, dpow, div = math.exp, math.log, _sigmoid, _pow, _dpow, operator.truediv
     tanh = math.tanh  # math.tanh is stable: tanh(1000) == 1.0, no overflow
     relu = lambda x: 0.0 if x <= 0.0 else x  # written so that NaN propagates, as in PyTorch
     step = lambda x: 1.0 if x > 0.0 else 0.0  # relu'(0) = 0, PyTorch's convention
@@ -75,7 +87,7 @@ RULES: dict[str, Rule] = {
     "/": Rule(lambda m, a, b: m.div(a, b), lambda m, out, a, b: (1.0 / b, -out / b),
               "∂/∂a = 1/b, ∂/∂b = -a/b²", "division by zero"),
     "**": Rule(lambda m, a, b: m.pow(a, b),
-               lambda m, out, a, b: (b * m.pow(a, b - 1.0), out * m.log_or_zero(a)),
+               lambda m, out, a, b: (m.dpow(a, b), out * m.log_or_zero(a)),
                "∂/∂a = b·a^(b-1), ∂/∂b = a^b·log(a)"),
     "exp": Rule(lambda m, x: m.exp(x), lambda m, out, x: (out,), "∂/∂x = exp(x)", "exp overflow"),
     "log": Rule(lambda m, x: m.log(x), lambda m, out, x: (1.0 / x,), "∂/∂x = 1/x",

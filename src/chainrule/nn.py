@@ -8,6 +8,7 @@ reaches every weight through the engine's rules.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias, cast, get_args
@@ -111,9 +112,9 @@ def _finite_number(name: str, x: object) -> float:
 def _as_inputs(x: Input | Iterable[Input]) -> list[Input]:
     # A 1-neuron layer returns a bare Value (as the seeds do); the next layer takes it as a 1-list.
     # micrograd crashes here for MLP(2, [16, 1, 1]).
-    if isinstance(x, Value | int | float):
-        return [x]
-    return list(x)
+    if isinstance(x, Value | numbers.Real):  # numbers.Real: NumPy's scalars and Fraction too
+        return [cast(Input, x)]
+    return list(cast(Iterable[Input], x))
 
 
 class Neuron(Module):
