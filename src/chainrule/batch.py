@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .engine import FloatMath
+
 if TYPE_CHECKING:
     from .engine import Value
 
@@ -62,10 +64,7 @@ class ArrayMath:
             # ops. Its order of additions differs from the float path's by rounding only (batched ==
             # eager is tested to 1e-12).
             return b + np.array(ws) @ np.array(xs)
-        out = b
-        for w, x in zip(ws, xs, strict=True):
-            out = out + w * x  # never `+=`: that would write into b's own array
-        return out
+        return FloatMath.linear(b, wx)  # the same sum, op by op, broadcasting
 
     @staticmethod
     def exp(x: Any) -> Any:
@@ -114,12 +113,14 @@ class ArrayMath:
         return out
 
     @staticmethod
-    def dpow(a: Any, b: Any) -> Any:
-        # As FloatMath.dpow: b·a**(b-1), with its limits at a = 0 (0 for b = 0, inf for 0 < b < 1) and
-        # ±inf where it overflows.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = b * np.power(a, np.subtract(b, 1.0))
-        return np.where((np.asarray(a) == 0) & (np.asarray(b) == 0), 0.0, out)
+    def pow_limit(a: Any, c: Any) -> Any:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return np.power(a, c)  # NumPy already gives FloatMath.pow_limit's limits: inf, ±inf
+
+    @staticmethod
+    def zero_safe_mul(a: Any, b: Any) -> Any:
+        with np.errstate(invalid="ignore"):
+            return np.where(np.asarray(a) == 0.0, 0.0, np.multiply(a, b))  # as FloatMath: 0·inf = 0
 
     @staticmethod
     def log_or_zero(a: Any) -> Any:

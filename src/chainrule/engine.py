@@ -43,29 +43,29 @@ def _pow(a: float, b: float) -> float:
     return out
 
 
-def _dpow(a: float, b: float) -> float:
-    # d(a**b)/da = b·a**(b-1). At a = 0 that power of 0 may be negative, which Python refuses: use
-    # the limit from the right (inf for sqrt at 0, as PyTorch), and 0 for b = 0 (a**0 is constant).
-    if a == 0.0 and b < 1.0:
-        return 0.0 if b == 0.0 else math.inf
+def _pow_limit(a: float, c: float) -> float:
+    # a**c, or its limit where Python refuses: 0 ** -0.5 is inf (from the right) and an overflow is ±inf.
+    # Only the slope of ** uses it (sqrt at 0 has an infinite slope, as in PyTorch); the forward raises.
+    if a == 0.0 and c < 0.0:
+        return math.inf
     try:
-        return b * _pow(a, b - 1.0)
-    except OverflowError:  # the slope is too steep for a float: ±inf, signed as b·a**(b-1) would be
-        odd = a < 0 and (b - 1.0) % 2 == 1
-        return math.copysign(math.inf, b) * (-1.0 if odd else 1.0)
+        return _pow(a, c)
+    except OverflowError:
+        return -math.inf if a < 0 and c % 2 == 1 else math.inf
 
 
 class FloatMath:
     """The math for plain Python floats (chainrule.batch.ArrayMath mirrors it for NumPy arrays). Used as
     a namespace, never instantiated: `FloatMath.relu(x)` calls the plain function."""
 
-    exp, log, sigmoid, pow, dpow, div = math.exp, math.log, _sigmoid, _pow, _dpow, operator.truediv
+    exp, log, sigmoid, pow, pow_limit, div = math.exp, math.log, _sigmoid, _pow, _pow_limit, operator.truediv
     tanh = math.tanh  # math.tanh is stable: tanh(1000) == 1.0, no overflow
     relu = lambda x: 0.0 if x <= 0.0 else x  # written so that NaN propagates, as in PyTorch
     step = lambda x: 1.0 if x > 0.0 else 0.0  # relu'(0) = 0, PyTorch's convention
     # d(a**b)/db = a**b·log(a) exists only for a > 0. Elsewhere (x**2 at x = -3, where b is a constant)
     # we take 0 by convention; PyTorch gives nan there.
     log_or_zero = lambda a: math.log(a) if a > 0 else 0.0
+    zero_safe_mul = lambda a, b: 0.0 if a == 0.0 else a * b  # 0·inf = 0: a zero factor wins
     sum = lambda x: x  # a plain number is its own sum over the batch
     ones_like = lambda x: 1.0
 
@@ -74,7 +74,7 @@ class FloatMath:
         n = len(wx) // 2
         out = b  # b + w0*x0 + w1*x1 + ..., micrograd's order of additions: its floats, bit for bit
         for w, x in zip(wx[:n], wx[n:], strict=True):
-            out += w * x
+            out = out + w * x  # never `+=`: on a batch (ArrayMath falls back here) it would write into b
         return out
 
 
@@ -87,7 +87,8 @@ RULES: dict[str, Rule] = {
     "/": Rule(lambda m, a, b: m.div(a, b), lambda m, out, a, b: (1.0 / b, -out / b),
               "∂/∂a = 1/b, ∂/∂b = -a/b²", "division by zero"),
     "**": Rule(lambda m, a, b: m.pow(a, b),
-               lambda m, out, a, b: (m.dpow(a, b), out * m.log_or_zero(a)),
+               # b·a^(b-1) at a = 0 is its limit (inf for 0 < b < 1), and 0 for b = 0 (a^0 is flat).
+               lambda m, out, a, b: (m.zero_safe_mul(b, m.pow_limit(a, b - 1.0)), out * m.log_or_zero(a)),
                "∂/∂a = b·a^(b-1), ∂/∂b = a^b·log(a)"),
     "exp": Rule(lambda m, x: m.exp(x), lambda m, out, x: (out,), "∂/∂x = exp(x)", "exp overflow"),
     "log": Rule(lambda m, x: m.log(x), lambda m, out, x: (1.0 / x,), "∂/∂x = 1/x",

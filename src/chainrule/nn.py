@@ -141,7 +141,7 @@ class Neuron(Module):
         if len(xs) != self.nin:
             raise ValueError(f"{self!r} got {len(xs)} inputs")
         # b + w0*x0 + w1*x1 + ... as one node (the engine's `linear` op), in micrograd's order of
-        # additions, so the demo's floats come out bit for bit.
+        # additions, so the demo's forward floats are micrograd's, bit for bit.
         return _APPLY[self.activation](linear(self.w, xs, self.b))
 
     def named_parameters(self) -> list[tuple[str, Value]]:
