@@ -1,0 +1,60 @@
+"""chainrule.viz.html: the explorer page, self-contained and safe."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from conftest import seeds_neuron
+
+from chainrule import RULES, Value
+from chainrule.nn import MLP
+from chainrule.viz import draw_dot, to_html, trace_model
+
+
+def page_data(page: str) -> dict[str, object]:
+    m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page, re.S)
+    assert m is not None
+    data: dict[str, object] = json.loads(m.group(1))
+    return data
+
+
+def test_html_is_self_contained_and_embeds_the_graph(tmp_path: Path) -> None:
+    o, _ = seeds_neuron()
+    o.backward()
+    page = to_html(o, tmp_path / "n.html")
+    assert (tmp_path / "n.html").read_text(encoding="utf-8") == page
+    assert "{{" not in page.replace("{{ ", "")  # every placeholder filled
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)  # nothing fetched
+    assert "Viz.instance" in page and "Copyright (c) Michael Daines" in page
+    data = page_data(page)
+    values = data["values"]
+    assert isinstance(values, list) and len(values) == 10
+    assert len(data["steps"]) == 9  # type: ignore[arg-type]
+    formulas = {v["op"]: v["formula"] for v in values if v["op"]}
+    assert formulas["tanh"] == RULES["tanh"].formula  # the page shows the engine's rule text
+    assert 1_200_000 < len(page.encode()) < 1_600_000
+
+
+def test_explorer_stacks_fields_draw_dot_keeps_the_seeds_records() -> None:
+    o, _ = seeds_neuron()
+    o.backward()
+    page_dot = str(page_data(to_html(o))["dot"])
+    assert 'label="{ o | data 0.7071 | grad 1.0000 }"' in draw_dot(o).source  # the seeds' style
+    assert 'label="o | data 0.7071 | grad 1.0000"' in page_dot  # one above the other: narrower
+    trace = trace_model(MLP(2, [3, 1], rng=random.Random(0)), [1.0, 2.0])
+    assert isinstance(trace.output, Value)
+    grouped = str(page_data(to_html(trace.output, params=trace.params, groups=trace.neurons))["dot"])
+    assert "L0.N0\\n3 params | data" in grouped  # the count on a line of its own
+    assert "L0.N0 (3 params)" in draw_dot(trace.output, params=trace.params, groups=trace.neurons).source
+
+
+def test_html_survives_hostile_labels() -> None:
+    x = Value(1.0, "</script><script>alert(1)</script>")
+    y = x * 2.0
+    page = to_html(y, title="<b>{{DATA}}</b>")
+    assert "<script>alert(1)" not in page
+    assert "&lt;b&gt;{{DATA}}&lt;/b&gt;" in page
+    assert x.label in [v["label"] for v in page_data(page)["values"]]  # type: ignore[attr-defined]

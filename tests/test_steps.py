@@ -1,0 +1,54 @@
+"""chainrule.viz.steps: backward, one edge at a time."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import demo_mlp, seeds_expression, seeds_neuron
+
+from chainrule import Value
+from chainrule.engine import topological_order
+from chainrule.viz import backward_steps
+from chainrule.viz.steps import final_grads
+
+
+@pytest.mark.parametrize("make", ["expression", "neuron", "twice", "mlp"])
+def test_steps_end_at_the_engines_grads(make: str) -> None:
+    if make == "expression":
+        root, _ = seeds_expression()
+    elif make == "neuron":
+        root, _ = seeds_neuron()
+    elif make == "twice":
+        a = Value(-1.5, "a")
+        root = (a + a) * a
+    else:
+        _, root, _ = demo_mlp()
+    before = {id(v): v.grad for v in topological_order(root)}
+    steps = list(backward_steps(root))
+    assert {id(v): v.grad for v in topological_order(root)} == before  # engine grads untouched
+    assert len(steps) == sum(len(v.parents) for v in topological_order(root))
+    root.backward()
+    grads = final_grads(root)
+    for v in topological_order(root):
+        assert grads[id(v)] == v.grad, v  # exactly: same order, same arithmetic
+    for s in steps:
+        assert s.local == s.node.local_grads[s.slot]
+        assert s.contribution == s.local * s.upstream
+        assert s.after == s.before + s.contribution
+
+
+def test_steps_show_two_contributions_for_a_plus_a() -> None:
+    a = Value(3.0, "a")
+    b = a + a
+    b.label = "b"
+    steps = list(backward_steps(b))
+    assert [(s.slot, s.after) for s in steps] == [(0, 1.0), (1, 2.0)]
+    assert str(steps[1]) == "  2. b (+) → a: grad(a) += 1.0000 × 1.0000 = 1.0000 → 2.0000"
+
+
+def test_step_str_is_one_readable_line() -> None:
+    o, _ = seeds_neuron()
+    lines = [str(s) for s in backward_steps(o)]
+    assert lines[0] == "  1. o (tanh) → n: grad(n) += 0.5000 × 1.0000 = 0.5000 → 0.5000"
+    assert all("\n" not in ln for ln in lines)
+    unnamed = Value(2.0) * Value(3.0)
+    assert "*:6.0000" in str(next(backward_steps(unnamed.tanh())))
