@@ -3,6 +3,9 @@
 from .engine import RULES, Rule, Value, linear, no_grad, topological_order
 from .functional import grad, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
+from .serialize import load, save
+
+__version__ = "0.1.0"  # pyproject.toml reads it from here
 
 __all__ = [
     "RULES",
@@ -13,8 +16,10 @@ __all__ = [
     "grad",
     "gradcheck",
     "linear",
+    "load",
     "no_grad",
     "numerical_grad",
+    "save",
     "topological_order",
     "value_and_grad",
 ]
