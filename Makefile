@@ -3,7 +3,7 @@ PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint package bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,12 +24,18 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/mypy src
 
+# Every test, tests/test_package.py included: it builds the sdist and the wheel, installs the wheel
+# into a throwaway venv outside the source tree and runs `chainrule demo` and `chainrule graph` there.
 test: lint
 	$(BIN)/python -m pytest
+
+# Only the packaging check: the installed package is the tested package.
+package: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/test_package.py
 
 bench: $(BIN)/python
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) chainrule-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) chainrule-out build dist .pytest_cache .mypy_cache .ruff_cache
