@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainrule import Value
-from chainrule.viz import expr
-from chainrule.viz.expr import (
+from chainrule import Value, expr
+from chainrule.expr import (
     BinOp,
     Call,
     ExprError,

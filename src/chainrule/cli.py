@@ -568,8 +568,8 @@ def _add_graph_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
+    from chainrule.expr import ExprError, build, parse, parse_assignments
     from chainrule.viz import GraphTooLargeError, GraphvizMissingWarning, backward_steps, render
-    from chainrule.viz.expr import ExprError, build, parse, parse_assignments
     from chainrule.viz.render import FORMATS
 
     def fail(message: str) -> int:
