@@ -1,10 +1,15 @@
-"""Shared test helpers: the seeds' graphs, and whether Graphviz's `dot` is here."""
+"""Shared test helpers: the seeds' graphs, Graphviz's `dot` (or its absence), a headless browser."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +26,55 @@ def need_dot() -> None:
         if REQUIRE:
             pytest.fail("Graphviz's dot is missing but CHAINRULE_REQUIRE_BROWSER=1")
         pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+
+
+@pytest.fixture
+def hide_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH without Graphviz's `dot`, as on a learner's laptop; returns the (empty) PATH folder."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+# ----- a real browser: Debian's chromium driven by Playwright (never `playwright install`) -------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def browser_unavailable(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"{reason}, but CHAINRULE_REQUIRE_BROWSER=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        browser_unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("the playwright package is not installed")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+def page_data(page: str) -> dict[str, object]:
+    """The graph data an explorer page embeds."""
+    m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page, re.S)
+    assert m is not None
+    data: dict[str, object] = json.loads(m.group(1))
+    return data
 
 
 # ----- the seeds' examples ---------------------------------------------------------------------

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 import re
 
+import numpy as np
 import pytest
 from conftest import HAVE_DOT, demo_mlp, seeds_expression, seeds_neuron
 
 from chainrule import Value
 from chainrule.engine import topological_order
 from chainrule.viz import GraphTooLargeError, Group, draw_dot, to_html, trace_model
-from chainrule.viz.dot import FILL, NEGATIVE, POSITIVE, escape_record
+from chainrule.viz.dot import FILL, NEGATIVE, POSITIVE, escape_record, show
 
 # ----- draw_dot ----------------------------------------------------------------------------------
 
@@ -137,3 +140,52 @@ def test_group_members_stop_at_inputs() -> None:
     g = Group("g", (h,), (x,))
     assert {m.label for m in g.members()} >= {"w"}
     assert all(m is not x for m in g.members())
+
+
+# ----- grads that are Values (create_graph), data and grads that are batches ---------------------
+
+def test_a_grad_that_is_a_value_shows_its_data() -> None:
+    a = Value(1.5, "a")
+    b = a * a
+    b.label = "b"
+    b.backward()
+    a.grad = a * 2.0  # what backward(create_graph=True) leaves: a Value with a graph of its own
+    src = draw_dot(b).source
+    assert '"{ a | data 1.5000 | grad 3.0000 }"' in src
+    assert POSITIVE in next(line for line in src.splitlines() if "{ a |" in line)  # coloured by its data
+    assert to_html(b)  # the explorer too
+
+
+def test_the_graph_of_a_derivative_draws() -> None:
+    if "create_graph" not in inspect.signature(Value.backward).parameters:
+        pytest.skip("this engine has no backward(create_graph=True)")
+    x = Value(0.5, "x")
+    y = x.tanh()
+    y.label = "y"
+    y.backward(create_graph=True)
+    assert isinstance(x.grad, Value)
+    assert f"grad {math.cosh(0.5) ** -2:.4f}" in draw_dot(y).source
+    x.grad.label = "dy/dx"
+    src = draw_dot(x.grad).source  # d/dx tanh(x) = 1 - y*y, built from y itself
+    assert "label=tanh" in src and f"dy/dx | data {math.cosh(0.5) ** -2:.4f}" in src
+
+
+def test_a_batch_shows_its_length_and_first_numbers() -> None:
+    x = Value(np.array([1.0, 2.0, 3.0, 4.0]), "x")
+    w = Value(2.0, "w")
+    y = (w * x).tanh().sum()
+    y.label = "y"
+    y.backward()
+    src = draw_dot(y).source
+    assert "{ x | data [4] 1.0000 2.0000 3.0000 … | grad [4] " in src
+    assert f"{{ w | data 2.0000 | grad {w.grad:.4f} }}" in src
+    short = Value(np.array([0.5, -0.5]), "s") * 1.0
+    assert "data [2] 0.5000 -0.5000 |" in draw_dot(short).source  # no … when all are shown
+
+
+def test_show_writes_any_number_a_graph_holds() -> None:
+    assert show(2.0) == "2.0000" and show(np.float32(0.25)) == "0.2500" and show(np.array(3.0)) == "3.0000"
+    assert show(Value(-1.0)) == "-1.0000"
+    assert show(np.zeros((2, 3))) == "[2 x 3] 0.0000 0.0000 0.0000 …"
+    assert show(float("inf")) == "inf"
+    assert len(show(object())) <= 40  # anything else: its own text, cut short, never an error

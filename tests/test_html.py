@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path
 
-from conftest import seeds_neuron
+import numpy as np
+from conftest import page_data, seeds_neuron
 
 from chainrule import RULES, Value
 from chainrule.nn import MLP
 from chainrule.viz import draw_dot, to_html, trace_model
-
-
-def page_data(page: str) -> dict[str, object]:
-    m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page, re.S)
-    assert m is not None
-    data: dict[str, object] = json.loads(m.group(1))
-    return data
 
 
 def test_html_is_self_contained_and_embeds_the_graph(tmp_path: Path) -> None:
@@ -58,3 +51,18 @@ def test_html_survives_hostile_labels() -> None:
     assert "<script>alert(1)" not in page
     assert "&lt;b&gt;{{DATA}}&lt;/b&gt;" in page
     assert x.label in [v["label"] for v in page_data(page)["values"]]  # type: ignore[attr-defined]
+
+
+def test_explorer_shows_value_grads_and_batches() -> None:
+    x = Value(np.array([1.0, 2.0, 3.0, 4.0]), "x")
+    w = Value(2.0, "w")
+    y = (w * x).tanh().sum()
+    y.label = "y"
+    y.backward()
+    w.grad = Value(w.grad, "dy/dw")  # as backward(create_graph=True) leaves it
+    data = page_data(to_html(y))
+    by_label = {v["label"]: v for v in data["values"]}  # type: ignore[attr-defined]
+    assert by_label["x"]["data"] == "[4] 1.0000 2.0000 3.0000 …"
+    assert by_label["x"]["grad"].startswith("[4] ") and by_label["x"]["g"] == 0  # a batch: no one sign
+    assert by_label["w"]["grad"] == f"{w.grad.data:.4f}" and by_label["w"]["g"] == w.grad.data
+    assert len(data["steps"]) == 4  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
 """See every gradient: graph drawing, the backprop explorer page, and a text stepper.
 
-    from chainrule.viz import draw_dot, render, backward_steps
-    draw_dot(loss)                      # a graphviz.Digraph: shows inline in Jupyter
-    render(loss, "loss.html")           # the step-through explorer, one offline file
+    from chainrule.viz import draw_dot, explore, render, backward_steps
+    draw_dot(loss)                      # a graphviz.Digraph: shows inline in Jupyter (dot or not)
+    explore(loss)                       # the step-through explorer, inline in Jupyter
+    render(loss, "loss.html")           # the same explorer, one offline file
     for step in backward_steps(loss):   # backward, one edge at a time
         print(step)
 """
@@ -10,11 +11,13 @@
 from chainrule.viz.dot import MAX_NODES, GraphTooLargeError, Group, draw_dot
 from chainrule.viz.html import to_html
 from chainrule.viz.model import ModelTrace, trace_model
+from chainrule.viz.notebook import Explorer, explore
 from chainrule.viz.render import GraphvizMissingWarning, render
 from chainrule.viz.steps import Step, backward_steps
 
 __all__ = [
     "MAX_NODES",
+    "Explorer",
     "GraphTooLargeError",
     "GraphvizMissingWarning",
     "Group",
@@ -22,6 +25,7 @@ __all__ = [
     "Step",
     "backward_steps",
     "draw_dot",
+    "explore",
     "render",
     "to_html",
     "trace_model",

@@ -6,7 +6,9 @@ Additions a learner needs once graphs get real:
   (green positive, red negative, thicker when larger);
 - `groups` collapse a neuron or a layer into one box showing its output's data and grad
   (`trace_model` in `chainrule.viz.model` finds them in an MLP); `expand` opens one by name;
-- `max_nodes` refuses to draw a picture nobody could read, and says what to do instead.
+- `max_nodes` refuses to draw a picture nobody could read, and says what to do instead;
+- a grad that is a Value (after `backward(create_graph=True)`) shows its data, and a batch (a
+  NumPy array) its shape and first numbers, so any graph the engine builds can be drawn.
 
 Node names come from the topological order, never from `id()`, so the same graph always gives
 the same DOT text, byte for byte.
@@ -15,13 +17,14 @@ the same DOT text, byte for byte.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+import shutil
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import graphviz
 
 from chainrule.engine import Value, topological_order
-from chainrule.viz.steps import fmt
 
 MAX_NODES = 300
 
@@ -38,6 +41,58 @@ POSITIVE, NEGATIVE, ZERO = "#15803d", "#b91c1c", "#6b7280"
 
 class GraphTooLargeError(ValueError):
     """The drawing would have more boxes than `max_nodes`."""
+
+
+def show(x: object) -> str:
+    """A number as the drawings write it: 4 decimals, as the seeds' draw_dot.
+
+    A Value (a grad after `backward(create_graph=True)`) shows its data; a batch (a NumPy array)
+    its length and first three numbers, `[3] 0.1000 0.2000 0.3000`, so no box grows with the batch.
+    """
+    if isinstance(x, Value):
+        return show(x.data)
+    shape = getattr(x, "shape", None)
+    if shape is not None and shape != ():
+        flat = x.ravel()  # type: ignore[attr-defined]
+        head = " ".join(f"{float(v):.4f}" for v in flat[:3])
+        return f"[{' x '.join(map(str, shape))}] {head}{' …' if flat.size > 3 else ''}"
+    try:
+        return f"{float(x):.4f}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        # Something the engine may store that is no number (a batch's local derivative for a
+        # shared parameter): its own text, cut short, rather than no drawing at all.
+        text = " ".join(str(x).split())
+        return text if len(text) <= 40 else text[:39] + "…"
+
+
+def scalar(x: object) -> float:
+    """The number a box's outline is coloured by: a Value's data; 0 (grey) for a batch."""
+    if isinstance(x, Value):
+        return scalar(x.data)
+    shape = getattr(x, "shape", None)
+    if shape is not None and shape != ():
+        return 0.0  # one colour cannot show a batch's signs
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class Digraph(graphviz.Digraph):  # type: ignore[misc]
+    """`graphviz.Digraph` that still shows in Jupyter without Graphviz's `dot` program.
+
+    With `dot` on the PATH it is graphviz's own SVG; without it, an HTML frame that lays the graph
+    out with the bundled Graphviz compiled to WebAssembly (where graphviz raises ExecutableNotFound).
+    """
+
+    def _repr_mimebundle_(self, include: Iterable[str] | None = None,
+                          exclude: Iterable[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        if shutil.which("dot") is not None:
+            bundle: dict[str, Any] = super()._repr_mimebundle_(include, exclude, **kwargs)
+            return bundle
+        from chainrule.viz.notebook import dot_frame  # notebook imports this module
+
+        return {"text/html": dot_frame(self.source)}
 
 
 @dataclass(frozen=True)
@@ -72,7 +127,7 @@ class Group:
 class Drawing:
     """What was drawn, and where each value went (the explorer needs the mapping)."""
 
-    dot: graphviz.Digraph
+    dot: Digraph
     order: list[Value]  # topological order; value i is drawn as `v{i}` unless collapsed
     index: dict[int, int]  # id(value) -> i
     kinds: list[str]  # kind of value i
@@ -80,13 +135,20 @@ class Drawing:
     edge: dict[tuple[int, int], str]  # (value i, slot) -> DOT id of the drawn edge, if any
     groups: list[tuple[str, Group, list[int]]] = field(default_factory=list)  # (elem, group, members)
     collapsed: set[str] = field(default_factory=set)  # element ids of collapsed groups
+    # DOT node id -> (font size, the lines of text drawn in it): the explorer measures them in
+    # the browser's own font and widens boxes that Graphviz's estimate made too narrow.
+    texts: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
+
+
+def shown_label(text: str) -> str:
+    """A label as a box shows it: on one line, at most 60 characters."""
+    text = " ".join(text.split())  # no newlines or tabs inside a box
+    return text[:59] + "…" if len(text) > 60 else text
 
 
 def escape_record(text: str) -> str:
     """Make `text` safe inside a record label (and inside DOT's double quotes)."""
-    text = " ".join(text.split())  # no newlines or tabs inside a box
-    if len(text) > 60:
-        text = text[:59] + "…"
+    text = shown_label(text)
     out = []
     for ch in text:
         if ch in '\\{}|<>"':
@@ -112,8 +174,9 @@ def classify(v: Value, params: set[int], inputs: set[int] | None) -> str:
     return "input" if v.label else "const"
 
 
-def grad_style(grad: float, biggest: float) -> dict[str, str]:
+def grad_style(grad: object, biggest: float) -> dict[str, str]:
     """Outline by sign (green +, red -) and thickness by |grad| relative to the largest."""
+    grad = scalar(grad)
     if grad == 0 or not math.isfinite(grad) or biggest == 0:
         color = ZERO if math.isfinite(grad) else NEGATIVE
         return {"color": color, "penwidth": "1"}
@@ -131,13 +194,13 @@ def layout(
     expand: Collection[str] = (),
     max_nodes: int | None = MAX_NODES,
     legend: bool = False,
-    grad_text: Sequence[str] | None = None,
+    grad_text: Mapping[int, str] | None = None,
     stacked: bool = False,
 ) -> Drawing:
     """Build the drawing of `root`'s graph; `draw_dot` returns its `.dot`.
 
-    grad_text: the grad to write in value i's box instead of its `.grad` (the explorer passes the
-        widest text the replay will show, so Graphviz makes every box wide enough for it).
+    grad_text: by `id(value)`, the grad to write in its box instead of its `.grad` (the explorer
+        passes the widest text the replay will show, so Graphviz makes every box wide enough).
     stacked: label, data and grad one above the other instead of side by side (the explorer's
         boxes, so that the seeds' neuron fits a laptop screen at a readable size).
     """
@@ -185,21 +248,22 @@ def layout(
         )
 
     def gtext(v: Value) -> str:
-        return grad_text[index[id(v)]] if grad_text is not None else fmt(v.grad)
+        return grad_text[id(v)] if grad_text is not None else show(v.grad)
 
-    drawn_grads = [abs(order[i].grad) for i in range(len(order)) if element[i] == f"v{i}"]
-    drawn_grads += [abs(v.grad) for _, g, _ in group_info for v in g.outputs]
+    drawn_grads = [abs(scalar(order[i].grad)) for i in range(len(order)) if element[i] == f"v{i}"]
+    drawn_grads += [abs(scalar(v.grad)) for _, g, _ in group_info for v in g.outputs]
     biggest = max((g for g in drawn_grads if math.isfinite(g)), default=0.0)
+    texts: dict[str, tuple[float, list[str]]] = {}
 
-    dot = graphviz.Digraph(format="svg", graph_attr={"rankdir": rankdir, "ranksep": "0.35",
+    dot = Digraph(format="svg", graph_attr={"rankdir": rankdir, "ranksep": "0.35",
                                                      "nodesep": "0.2"})
     dot.attr("node", fontname="Helvetica", fontsize="12")
     dot.attr("edge", color="#6b7280", arrowsize="0.7")
 
-    clusters: dict[str, graphviz.Digraph] = {}
+    clusters: dict[str, Digraph] = {}
     for name in names:
         if name in expand:
-            sub = graphviz.Digraph(name=f"cluster_{names.index(name)}")
+            sub = Digraph(name=f"cluster_{names.index(name)}")
             sub.attr(label=" ".join(name.split()), style="rounded,dashed", color="#7c3aed",
                      fontname="Helvetica", fontcolor="#5b21b6")
             clusters[name] = sub
@@ -209,30 +273,40 @@ def layout(
             continue
         target = clusters.get(cluster_of.get(i, ""), dot)
         fields = [escape_record(v.label)] if v.label else []  # no empty cell for unnamed values
-        label = _record(*fields, f"data {fmt(v.data)}", f"grad {gtext(v)}", stacked=stacked)
+        numbers = [f"data {show(v.data)}", f"grad {gtext(v)}"]
+        label = _record(*fields, *numbers, stacked=stacked)
+        texts[f"v{i}"] = (12, [shown_label(v.label), *numbers] if v.label else numbers)
         target.node(f"v{i}", label=label, shape="record", style="filled", fillcolor=FILL[kinds[i]],
                     id=f"v{i}", **{"class": f"value {kinds[i]}"}, **grad_style(v.grad, biggest))
         if v.op:
             # Same naming as the seeds: the op's oval is the value's name + its op.
             target.node(f"v{i}op", label=escape_record(v.op), id=f"v{i}op", width="0.45",
                         height="0.32", margin="0.02", fontsize="11", **{"class": "op"})
+            texts[f"v{i}op"] = (11, [shown_label(v.op)])
             dot.edge(f"v{i}op", f"v{i}", id=f"v{i}out")
     for elem, g, members in group_info:
         if elem not in collapsed:
             continue
         nparams = sum(1 for i in members if kinds[i] == "param")
         title = escape_record(g.name)
+        lines = [shown_label(g.name)]
         if nparams:  # stacked: on a line of its own, so the box is no wider than its numbers
             title += f"\\n{nparams} params" if stacked else f" ({nparams} params)"
+            if stacked:
+                lines.append(f"{nparams} params")
+            else:
+                lines[0] += f" ({nparams} params)"
         if len(g.outputs) == 1:
             out = g.outputs[0]
-            label = _record(title, f"data {fmt(out.data)}", f"grad {gtext(out)}", stacked=stacked)
+            rows = [f"data {show(out.data)}", f"grad {gtext(out)}"]
+            label = _record(title, *rows, stacked=stacked)
             style = grad_style(out.grad, biggest)
         else:
-            rows = [f"{j}: data {fmt(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)]
+            rows = [f"{j}: data {show(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)]
             # One row per output, under the title.
             label = _record(title, *rows, stacked=True) if stacked else _record(title, _record(*rows))
             style = {"color": "#7c3aed", "penwidth": "1.5"}
+        texts[elem] = (12, lines + rows)
         dot.node(elem, label=label, shape="Mrecord", style="filled", fillcolor=FILL["group"],
                  id=elem, **{"class": "group"}, **style)
     for sub in clusters.values():
@@ -259,7 +333,7 @@ def layout(
 
     if legend:
         _add_legend(dot)
-    return Drawing(dot, order, index, kinds, element, edge, group_info, collapsed)
+    return Drawing(dot, order, index, kinds, element, edge, group_info, collapsed, texts)
 
 
 def _add_legend(dot: graphviz.Digraph) -> None:
@@ -285,8 +359,8 @@ def draw_dot(
     expand: Collection[str] = (),
     max_nodes: int | None = MAX_NODES,
     legend: bool = False,
-) -> graphviz.Digraph:
-    """The graph of `root` as a `graphviz.Digraph` (shows inline in Jupyter).
+) -> Digraph:
+    """The graph of `root` as a `graphviz.Digraph` (shows inline in Jupyter, with or without `dot`).
 
     params, inputs: which leaves to colour as parameters and as inputs. Without `inputs`, a
         labelled leaf is an input and an unlabelled one (a number the engine wrapped) a constant.

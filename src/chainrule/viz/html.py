@@ -17,38 +17,37 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from chainrule.engine import RULES, Value, topological_order
-from chainrule.viz.dot import MAX_NODES, Drawing, Group, layout
-from chainrule.viz.steps import backward_steps, fmt
+from chainrule.engine import RULES, Value
+from chainrule.viz.dot import MAX_NODES, Drawing, Group, layout, scalar, show
+from chainrule.viz.steps import Step, backward_steps
 
 
 def _asset(name: str) -> str:
     return resources.files("chainrule.viz").joinpath(name).read_text(encoding="utf-8")
 
 
-def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
+def graph_data(drawing: Drawing, steps: Sequence[Step], title: str) -> dict[str, Any]:
     """Everything the page shows, as JSON-able data (numbers pre-formatted as the drawing shows them)."""
     order, index = drawing.order, drawing.index
-    root = order[-1]
     values = [
         {
             "label": v.label,
             "op": v.op,
             "kind": drawing.kinds[i],
-            "data": fmt(v.data),
-            "grad": fmt(v.grad),
+            "data": show(v.data),
+            "grad": show(v.grad),
             "g": _finite(v.grad),
             "el": drawing.element[i],
             "parents": [index[id(p)] for p in v.parents],
-            "locals": [fmt(x) for x in v.local_grads],
+            "locals": [show(x) for x in v.local_grads],
             "formula": RULES[v.op].formula if v.op else "",
         }
         for i, v in enumerate(order)
     ]
-    steps = [
-        [index[id(s.node)], index[id(s.parent)], s.slot, fmt(s.upstream), fmt(s.local),
-         fmt(s.contribution), fmt(s.after), _finite(s.after), drawing.edge.get((index[id(s.node)], s.slot))]
-        for s in backward_steps(root)
+    rows = [
+        [index[id(s.node)], index[id(s.parent)], s.slot, show(s.upstream), show(s.local),
+         show(s.contribution), show(s.after), _finite(s.after), drawing.edge.get((index[id(s.node)], s.slot))]
+        for s in steps
     ]
     groups = {
         elem: {
@@ -60,29 +59,27 @@ def graph_data(drawing: Drawing, title: str) -> dict[str, Any]:
         for elem, g, members in drawing.groups
     }
     return {"title": title, "dot": drawing.dot.source, "root": len(order) - 1, "values": values,
-            "steps": steps, "groups": groups}
+            "steps": rows, "groups": groups}
 
 
-def _widest_grads(root: Value) -> list[str]:
-    """For each value (topological order), the widest grad text the replay will show.
+def _widest_grads(root: Value, steps: Sequence[Step]) -> dict[int, str]:
+    """By `id(value)`, the widest grad text the replay will show in its box.
 
     Partial sums can be wider than the final grad (-12.5 on the way to 0.5): the boxes are laid
     out for the widest, so no text spills out of its box at any step.
     """
-    order = topological_order(root)
-    index = {id(v): i for i, v in enumerate(order)}
-    widest = [max(fmt(v.grad), "0.0000", key=len) for v in order]
-    widest[-1] = max(widest[-1], "1.0000", key=len)
-    for s in backward_steps(root):
-        i = index[id(s.parent)]
-        if len(fmt(s.after)) > len(widest[i]):
-            widest[i] = fmt(s.after)
+    widest = {id(root): max(show(root.grad), "1.0000", key=len)}
+    for s in steps:
+        now = widest.setdefault(id(s.parent), max(show(s.parent.grad), "0.0000", key=len))
+        if len(show(s.after)) > len(now):
+            widest[id(s.parent)] = show(s.after)
     return widest
 
 
-def _finite(x: float) -> float | None:
+def _finite(x: object) -> float | None:
     # JSON has no inf or nan; the page shows the formatted text and colours null as zero.
-    return x if math.isfinite(x) else None
+    number = scalar(x)
+    return number if math.isfinite(number) else None
 
 
 def _script_safe(text: str) -> str:
@@ -106,9 +103,10 @@ def to_html(
     Run `root.backward()` first if you want the page to open on the engine's grads (its Step
     buttons replay backward from zero either way). Options as in `draw_dot`.
     """
+    steps = list(backward_steps(root))  # replayed once: for the boxes' widths and for the page
     drawing = layout(root, params=params, inputs=inputs, groups=groups, expand=expand,
-                     max_nodes=max_nodes, grad_text=_widest_grads(root), stacked=True)
-    data = json.dumps(graph_data(drawing, title), ensure_ascii=False, separators=(",", ":"))
+                     max_nodes=max_nodes, grad_text=_widest_grads(root, steps), stacked=True)
+    data = json.dumps(graph_data(drawing, steps, title), ensure_ascii=False, separators=(",", ":"))
     parts = {
         "TITLE": _html_escape(title),
         "CSS": _asset("explorer.css"),
