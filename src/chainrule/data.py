@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, Literal, TypeGuard, overload
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -195,53 +195,22 @@ def make_circles(
     return _shuffle_and_blur(X, _labels([n_out, n_in]), shuffle, noise, rng)
 
 
-@overload
 def make_blobs(
     n_samples: int | Sequence[int] | npt.NDArray[np.integer[Any]] = 100,
     n_features: int = 2,
     *,
     centers: int | npt.ArrayLike | None = None,
     cluster_std: float | Sequence[float] = 1.0,
-    center_box: tuple[float, float] = (-10.0, 10.0),
     shuffle: bool = True,
     random_state: Seed = None,
-    return_centers: Literal[False] = False,
-) -> tuple[FloatArray, IntArray]: ...
-
-
-@overload
-def make_blobs(
-    n_samples: int | Sequence[int] | npt.NDArray[np.integer[Any]] = 100,
-    n_features: int = 2,
-    *,
-    centers: int | npt.ArrayLike | None = None,
-    cluster_std: float | Sequence[float] = 1.0,
-    center_box: tuple[float, float] = (-10.0, 10.0),
-    shuffle: bool = True,
-    random_state: Seed = None,
-    return_centers: Literal[True],
-) -> tuple[FloatArray, IntArray, FloatArray]: ...
-
-
-def make_blobs(
-    n_samples: int | Sequence[int] | npt.NDArray[np.integer[Any]] = 100,
-    n_features: int = 2,
-    *,
-    centers: int | npt.ArrayLike | None = None,
-    cluster_std: float | Sequence[float] = 1.0,
-    center_box: tuple[float, float] = (-10.0, 10.0),
-    shuffle: bool = True,
-    random_state: Seed = None,
-    return_centers: bool = False,
-) -> tuple[FloatArray, IntArray] | tuple[FloatArray, IntArray, FloatArray]:
+) -> tuple[FloatArray, IntArray]:
     """Gaussian blobs, one label per blob (0, 1, ...). Same as sklearn's.
 
     n_samples: total, shared evenly between blobs, or a sequence of points per blob.
     centers: number of blobs (default 3), or their coordinates, shape (n_centers, n_features),
-        which then set n_features. Random centers are uniform in `center_box` on every axis.
+        which then set n_features. Random centers are uniform in [-10, 10) on every axis
+        (sklearn's default center_box).
     cluster_std: standard deviation of every blob, or one per blob.
-    return_centers: also return the centers, shape (n_centers, n_features), always as float64
-        (sklearn hands back int coordinates as ints; the values are the same).
     """
     per_blob: list[int] | None = None  # None: an int total, shared out once n_centers is known
     if _is_int(n_samples):
@@ -253,13 +222,6 @@ def make_blobs(
     else:
         raise ValueError(f"n_samples must be ints >= 0, one per blob, not all 0, got {n_samples!r}")
     n_features = _check_count(n_features, "n_features")
-    if not (
-        isinstance(center_box, tuple)
-        and len(center_box) == 2
-        and all(_is_real(b) and math.isfinite(b) for b in center_box)
-        and center_box[0] < center_box[1]
-    ):
-        raise ValueError(f"center_box must be a tuple (low, high), low < high, got {center_box!r}")
 
     center_array: FloatArray | None = None
     if centers is None:
@@ -289,7 +251,7 @@ def make_blobs(
 
     rng = _check_random_state(random_state)
     if center_array is None:
-        center_array = rng.uniform(center_box[0], center_box[1], size=(n_centers, n_features))
+        center_array = rng.uniform(-10.0, 10.0, size=(n_centers, n_features))
     if per_blob is None:
         per_blob = _spread(total, n_centers)
 
@@ -300,10 +262,7 @@ def make_blobs(
             for center, std, n in zip(center_array, stds, per_blob, strict=True)
         ]
     )
-    X, y = _shuffle_and_blur(X, _labels(per_blob), shuffle, None, rng)
-    if return_centers:
-        return X, y, center_array
-    return X, y
+    return _shuffle_and_blur(X, _labels(per_blob), shuffle, None, rng)
 
 
 def make_xor(
