@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TEXT = README.read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.DOTALL)
 
 
 def test_the_readme_has_python_examples() -> None:
@@ -24,3 +28,20 @@ def test_the_taste_prints_what_its_comments_say(capsys: pytest.CaptureFixture[st
     exec(compile(BLOCKS[0], str(README), "exec"), {"__name__": "readme"})
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["6.0 -4.0 -2.0 4.0", "14.0"]
+
+
+def test_the_seeds_are_explained_where_the_readme_first_names_them() -> None:
+    first = TEXT.lower().index("the seeds")
+    paragraph = TEXT[TEXT.rfind("\n\n", 0, first): TEXT.find("\n\n", first)]
+    assert "three lecture notes" in paragraph
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+def test_every_make_command_the_readme_names_exists() -> None:
+    # `make X` in prose, or a line of a shell block starting with it.
+    targets = sorted(set(re.findall(r"(?:^|`)make ([a-z-]+)", TEXT, flags=re.MULTILINE)))
+    assert {"demo", "test"} <= set(targets)
+    for target in targets:
+        # -n: print the recipe without running it; an unknown target exits 2 ("No rule to make target").
+        proc = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, f"README says `make {target}`, but: {proc.stderr.strip()}"

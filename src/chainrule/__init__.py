@@ -5,6 +5,15 @@ from .functional import grad, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
 from .serialize import load, save
 
+
+def _batch_type() -> type[Value]:
+    from .batch import Batch  # NumPy is imported with the first batch, not with chainrule
+
+    return Batch
+
+
+Value.batch_type = _batch_type  # `Value(array)` makes a batch; the engine itself never imports NumPy
+
 __version__ = "0.1.0"  # pyproject.toml reads it from here
 
 __all__ = [
