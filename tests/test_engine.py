@@ -40,6 +40,7 @@ UNARY: dict[str, tuple[Callable[..., object], Callable[..., object], list[float]
     "tanh": (lambda a: a.tanh(), lambda a: a.tanh(), [-2.0, 0.0, 0.8813735870195432]),
     "sigmoid": (lambda a: a.sigmoid(), lambda a: a.sigmoid(), [-4.0, 0.0, 3.0]),
     "relu": (lambda a: a.relu(), lambda a: a.relu(), [-2.0, 0.5, 3.0]),
+    "abs": (lambda a: abs(a), lambda a: abs(a), [-2.0, 0.5, 3.0]),
     "pow2": (lambda a: a**2, lambda a: a**2, [-3.0, 0.5, 4.0]),
     "pow-1.5": (lambda a: a**-1.5, lambda a: a**-1.5, [0.5, 2.0]),
     "pow0.5": (lambda a: a**0.5, lambda a: a**0.5, [0.25, 9.0]),
@@ -131,7 +132,7 @@ def test_op_names_and_parents_in_order() -> None:
 
 
 def test_every_rule_has_a_formula_and_is_exercised() -> None:
-    ops = {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "linear", "sum"}
+    ops = {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "abs", "linear", "sum"}
     assert set(chainrule.RULES) == ops
     assert all(rule.formula.startswith("∂/∂") for rule in chainrule.RULES.values())
 

@@ -1,38 +1,44 @@
 """Batched mode: the same scalar code over a NumPy batch.
 
-A `Value` may hold a 1-D array with one number per example. Then `model([Value(X[:, 0]), Value(X[:, 1])])`
-runs the per-example model code once for the whole batch: a few hundred nodes instead of tens of
-thousands. Parameters stay plain floats; ops broadcast; `.sum()` / `.mean()` reduce a batch to one
-number; backward sums a parameter's gradient over the batch (in `Value.backward`).
+A `Batch` is a `Value` holding a 1-D array, one number per example (`Value(X[:, 0])` makes one). Then
+`model([Value(X[:, 0]), Value(X[:, 1])])` runs the per-example model code once for the whole batch: a few
+hundred nodes instead of tens of thousands. Parameters stay plain floats; ops broadcast; `.sum()` /
+`.mean()` reduce a batch to one number.
 
-The op rules are the very ones in `chainrule.engine.RULES`: this module only supplies their math for
-arrays, with the engine's error policy — a domain error in any element raises the same clear error as
-for a float (Python's float semantics), never a silent NaN.
+The op rules are the very ones in `chainrule.engine.RULES`, and the chain rule is the engine's one line
+`parent.grad += local * grad`: this module only supplies the rules' math for arrays (`ArrayMath`), with the
+engine's error policy (a domain error in any element raises the same clear error as for a float, never a
+silent NaN), and one thing floats never need: where one number meets a batch (a parameter used by every
+example), its local derivative is a `BatchSum`, whose product with the batch's gradient is the sum over
+the examples (as tinygrad's EXPAND, whose backward is a sum). So a parameter's grad stays one number.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import FloatMath
-
-if TYPE_CHECKING:
-    from .engine import Value
+from . import numerics
+from .engine import Value, apply
+from .numerics import FloatMath
 
 Array = NDArray[np.float64]
 
 
 def as_batch(x: Any) -> Array:
-    """A 1-D array of real numbers as float64 (copied, so later edits to x don't reach the graph)."""
+    """A 1-D array of real numbers as read-only float64 (copied, so later edits to x don't reach the graph,
+    and read-only, so an edit to `.data` after the forward can't silently change the gradients)."""
     a = np.asarray(x)
     if a.ndim != 1 or a.dtype.kind not in "biuf":
-        raise TypeError(f"a batch must be a 1-D array of real numbers, got shape {a.shape} dtype {a.dtype}")
+        raise TypeError(f"a batch must be a 1-D array of real numbers, got {type(x).__name__} of shape "
+                        f"{a.shape} dtype {a.dtype}")
     if len(a) == 0:
         raise ValueError("a batch needs at least one example, got an empty array")
-    return np.array(a, dtype=np.float64)
+    out = np.array(a, dtype=np.float64)
+    out.flags.writeable = False
+    return out
 
 
 def check_lengths(op: str, parents: tuple[Value, ...]) -> None:
@@ -113,35 +119,34 @@ class ArrayMath:
         return out
 
     @staticmethod
-    def pow_limit(a: Any, c: Any) -> Any:
+    def power(a: Any, c: Any) -> Any:
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            return np.power(a, c)  # NumPy already gives FloatMath.pow_limit's limits: inf, ±inf
+            return np.power(a, c)  # IEEE's limits where a float power raises: inf, ±inf, nan
 
     @staticmethod
-    def zero_safe_mul(a: Any, b: Any) -> Any:
-        with np.errstate(invalid="ignore"):
-            return np.where(np.asarray(a) == 0.0, 0.0, np.multiply(a, b))  # as FloatMath: 0·inf = 0
+    def where(c: Any, a: Any, b: Any) -> Any:
+        return np.where(c, a, b) if np.ndim(c) else (a if c else b)
 
     @staticmethod
-    def log_or_zero(a: Any) -> Any:
-        # As FloatMath.log_or_zero: log(a) where a > 0, else 0 by convention.
-        positive = np.asarray(a) > 0
-        return np.where(positive, np.log(np.where(positive, a, 1.0)), 0.0)
+    def mul(a: Any, b: Any) -> Any:
+        with np.errstate(invalid="ignore"):  # 0·inf, where a zero factor is about to win anyway
+            return np.multiply(a, b)
 
-    tanh = staticmethod(np.tanh)
+    data = staticmethod(np.asarray)
+    tanh, fabs = staticmethod(np.tanh), staticmethod(np.abs)
 
     @staticmethod
     def sigmoid(x: Any) -> Any:
         z = np.exp(-np.abs(x))  # never overflows; pick the stable form by sign, as FloatMath does
         return np.where(np.asarray(x) >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
-    @staticmethod
-    def relu(x: Any) -> Any:
-        return np.where(np.asarray(x) <= 0.0, 0.0, x)  # NaN propagates, as in FloatMath
-
-    @staticmethod
-    def step(x: Any) -> Any:
-        return (np.asarray(x) > 0.0).astype(np.float64)  # relu'(0) = 0
+    # The conventions at kinks are numerics', read with NumPy's where: written once for every kind of number.
+    relu = staticmethod(lambda x: numerics.relu(ArrayMath, x))
+    step = staticmethod(lambda x: numerics.step(ArrayMath, x))
+    sign = staticmethod(lambda x: numerics.sign(ArrayMath, x))
+    log_or_zero = staticmethod(lambda a: numerics.log_or_zero(ArrayMath, a))
+    zero_safe_mul = staticmethod(lambda a, b: numerics.zero_safe_mul(ArrayMath, a, b))
+    pow_limit = staticmethod(lambda a, c: numerics.pow_limit(ArrayMath, a, c))
 
     @staticmethod
     def sum(x: Any) -> float:
@@ -153,3 +158,43 @@ class ArrayMath:
 
 
 ARRAY_MATH = ArrayMath()
+
+
+class BatchSum:
+    """The local derivative of a batched op with respect to one number shared by every example (a
+    parameter, a constant): the column of d(out_i)/d(parent). Its product with the batch's gradient is
+    their dot product, Σ_i local_i·grad_i: the parameter's gradient, summed over the batch."""
+
+    __slots__ = ("local",)
+
+    def __init__(self, local: Any) -> None:
+        self.local = local
+
+    def __mul__(self, grad: Any) -> float:
+        if type(self.local) is float or type(grad) is float:
+            return float(np.sum(np.multiply(self.local, grad)))
+        return float(self.local.dot(grad))
+
+    def __repr__(self) -> str:
+        return f"BatchSum({self.local!r})"
+
+
+class Batch(Value):
+    """A Value holding a 1-D NumPy array, one number per example. `Value(array)` makes one."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, label: str = "") -> None:
+        super().__init__(0.0, label)
+        self.data = as_batch(data)
+
+    @staticmethod
+    def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
+        check_lengths(op, parents)
+        node = apply(op, parents, xs, ARRAY_MATH, Value if op == "sum" else Batch)  # a sum is one number
+        if type(node.data) is not float:
+            node.data.flags.writeable = False  # type: ignore[union-attr]
+        if any(type(p.data) is float for p in parents):
+            node.local_grads = tuple(BatchSum(local) if type(p.data) is float else local
+                                     for p, local in zip(node.parents, node.local_grads, strict=True))
+        return node

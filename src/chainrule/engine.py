@@ -9,13 +9,23 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import numerics
+from .numerics import FLOAT_MATH, FloatMath
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["FLOAT_MATH", "RULES", "Rule", "Value", "ValueMath", "linear", "no_grad", "topological_order"]
 
 # The op rules. `forward(m, *xs)` computes the output from the inputs' data; `local(m, out, *xs)` returns
-# d(out)/d(x_i) for every input. `m` is the math namespace for the data at hand: plain floats here, NumPy
-# arrays in batched mode (chainrule.batch). So each rule is written once and every path reuses it.
+# d(out)/d(x_i) for every input. `m` is a math namespace: floats (chainrule.numerics), NumPy batches
+# (chainrule.batch) or Values (ValueMath below, for gradients of gradients). Each rule is written once.
 
 
 class Rule(NamedTuple):
@@ -23,62 +33,6 @@ class Rule(NamedTuple):
     local: Callable[..., tuple[Any, ...]]
     formula: str  # the local derivatives written out, for people (the explorer shows it)
     fails_on: str = ""  # what a domain error means for this op, for the error message
-
-
-def _sigmoid(x: float) -> float:
-    # Two forms so exp never overflows: for x << 0, exp(-x) would overflow in 1 / (1 + exp(-x)).
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _pow(a: float, b: float) -> float:
-    try:
-        out: float = a**b
-    except OverflowError:  # Python's message is "(34, 'Numerical result out of range')"
-        raise OverflowError("result too large") from None
-    if type(out) is complex:  # Python returns a complex number for (-8) ** (1/3); we stay real
-        raise ValueError("math domain error")
-    return out
-
-
-def _pow_limit(a: float, c: float) -> float:
-    # a**c, or its limit where Python refuses: 0 ** -0.5 is inf (from the right) and an overflow is ±inf.
-    # Only the slope of ** uses it (sqrt at 0 has an infinite slope, as in PyTorch); the forward raises.
-    if a == 0.0 and c < 0.0:
-        return math.inf
-    try:
-        return _pow(a, c)
-    except OverflowError:
-        return -math.inf if a < 0 and c % 2 == 1 else math.inf
-
-
-class FloatMath:
-    """The math for plain Python floats (chainrule.batch.ArrayMath mirrors it for NumPy arrays). Used as
-    a namespace, never instantiated: `FloatMath.relu(x)` calls the plain function."""
-
-    exp, log, sigmoid, pow, pow_limit, div = math.exp, math.log, _sigmoid, _pow, _pow_limit, operator.truediv
-    tanh = math.tanh  # math.tanh is stable: tanh(1000) == 1.0, no overflow
-    relu = lambda x: 0.0 if x <= 0.0 else x  # written so that NaN propagates, as in PyTorch
-    step = lambda x: 1.0 if x > 0.0 else 0.0  # relu'(0) = 0, PyTorch's convention
-    # d(a**b)/db = a**b·log(a) exists only for a > 0. Elsewhere (x**2 at x = -3, where b is a constant)
-    # we take 0 by convention; PyTorch gives nan there.
-    log_or_zero = lambda a: math.log(a) if a > 0 else 0.0
-    zero_safe_mul = lambda a, b: 0.0 if a == 0.0 else a * b  # 0·inf = 0: a zero factor wins
-    sum = lambda x: x  # a plain number is its own sum over the batch
-    ones_like = lambda x: 1.0
-
-    @staticmethod
-    def linear(b: float, wx: tuple[float, ...]) -> float:
-        n = len(wx) // 2
-        out = b  # b + w0*x0 + w1*x1 + ..., micrograd's order of additions: its floats, bit for bit
-        for w, x in zip(wx[:n], wx[n:], strict=True):
-            out = out + w * x  # never `+=`: on a batch (ArrayMath falls back here) it would write into b
-        return out
-
-
-FLOAT_MATH = FloatMath
 
 
 RULES: dict[str, Rule] = {
@@ -97,6 +51,7 @@ RULES: dict[str, Rule] = {
     "sigmoid": Rule(lambda m, x: m.sigmoid(x), lambda m, out, x: (out * (1.0 - out),),
                     "∂/∂x = σ(x)·(1 - σ(x))"),
     "relu": Rule(lambda m, x: m.relu(x), lambda m, out, x: (m.step(x),), "∂/∂x = 1 if x > 0 else 0"),
+    "abs": Rule(lambda m, x: m.fabs(x), lambda m, out, x: (m.sign(x),), "∂/∂x = sign(x), 0 at x = 0"),
     # A neuron's b + Σ w_i·x_i as one node (PyTorch's F.linear for one output): the same floats as the
     # chain of + and * it replaces, with one node instead of 2n. Inputs are b, w0, w1, ..., x0, x1, ...
     "linear": Rule(lambda m, b, *wx: m.linear(b, wx),
@@ -106,25 +61,31 @@ RULES: dict[str, Rule] = {
 }
 
 
-# While false (inside `no_grad()`), ops make leaves: no parents are recorded, no graph is built.
-_recording = True
+class _GradMode(threading.local):
+    recording = True  # false inside `no_grad()`: ops make leaves, no graph is built. One flag per thread.
+
+
+_mode = _GradMode()
 
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Within this block, ops compute values only and record no graph (like `torch.no_grad`)."""
-    global _recording
-    before, _recording = _recording, False
+    """Within this block, ops compute values only and record no graph (like `torch.no_grad`). Per thread."""
+    before, _mode.recording = _mode.recording, False
     try:
         yield
     finally:
-        _recording = before
+        _mode.recording = before
 
 
 class Value:
     """A number that remembers where it came from: its `parents`, the `op` that made it, and the local
     derivatives of that op (`local_grads`, one per parent), so that `backward()` can send gradients back
-    along the way it came."""
+    along the way it came. A 1-D NumPy array makes a batch instead (`chainrule.batch.Batch`, a subclass).
+
+    Pickling or copying a Value copies it alone, never its graph: a non-leaf comes back as a leaf with the
+    same data, grad and label (so a model's parameters pickle as they are, and a deep graph never recurses).
+    """
 
     # __slots__: no per-instance dict, so nodes are small and quick to make. No closure is stored on a
     # node either (micrograd's `_backward` closure is a reference cycle per node, which leaves every
@@ -132,37 +93,50 @@ class Value:
     __slots__ = ("__weakref__", "data", "grad", "label", "local_grads", "op", "parents")
     __array_ufunc__ = None  # `numpy_number * value` then defers to Value.__rmul__, as a float does
 
-    data: float  # or a 1-D NumPy array in batched mode (chainrule.batch)
-    grad: float
+    data: float | NDArray[np.float64]  # an array only in a batch (chainrule.batch.Batch)
+    grad: Any  # d(root)/d(self) after backward: a float, an array in a batch, a Value with create_graph
     label: str
     op: str
     parents: tuple[Value, ...]
-    local_grads: tuple[float, ...]
+    local_grads: tuple[Any, ...]
+    # What a 1-D array makes: chainrule/__init__.py sets it (to chainrule.batch.Batch, imported on the first
+    # batch), so that the engine never imports NumPy or the batch module.
+    batch_type: Callable[[], type[Value]] | None = None
 
-    def __init__(self, data: float, label: str = "") -> None:
-        self.data = data if type(data) is float else _as_data(data)
-        self.grad = 0.0
-        self.label = label
-        self.op = ""
-        self.parents = ()
-        self.local_grads = ()
+    def __new__(cls, data: float | NDArray[np.float64] = 0.0, label: str = "") -> Value:
+        if cls is Value and type(data) is not float and getattr(data, "ndim", None) not in (None, 0):
+            cls = Value.batch_type() if Value.batch_type else cls  # a batch (the subclass checks the shape)
+        return object.__new__(cls)
+
+    def __init__(self, data: float | NDArray[np.float64], label: str = "") -> None:
+        if type(data) is not float:
+            if not isinstance(data, numbers.Real):  # int, bool, Fraction, NumPy's real scalars; not complex
+                raise TypeError(f"Value data must be a real number or a 1-D array, got "
+                                f"{type(data).__name__}: {data!r}")
+            data = float(data)  # a NumPy scalar left inside would make every op ~10x slower
+        self.data, self.grad, self.label = data, 0.0, label
+        self.op, self.parents, self.local_grads = "", (), ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore, (type(self), self.data, self.grad, self.label)
 
     # The seeds' and micrograd's drawing code reads these names.
-    @property
-    def _prev(self) -> tuple[Value, ...]:
-        return self.parents
-
-    @property
-    def _op(self) -> str:
-        return self.op
+    _prev = property(lambda self: self.parents)
+    _op = property(lambda self: self.op)
 
     def __repr__(self) -> str:
-        label = f", label={self.label!r}" if self.label else ""
-        return f"Value(data={self.data}, grad={self.grad}{label})"
+        return f"Value(data={self.data}, grad={self.grad}{f', label={self.label!r}' if self.label else ''})"
 
     def _culprit(self) -> str:  # for error messages: what the data was, and which Value
-        label = f", label={self.label!r}" if self.label else ""
-        return f"Value(data={self.data}{label})"
+        return f"Value(data={self.data}{f', label={self.label!r}' if self.label else ''})"
+
+    def item(self) -> float:
+        """The number inside (PyTorch's `.item()`); a batch has no single number."""
+        if type(self.data) is not float:
+            raise TypeError(f"item() needs a number, this Value holds a batch (reduce it first): {self}")
+        return self.data
+
+    __float__ = item
 
     # The ops: each runs one rule from RULES, or is a one-line composition of them. A plain number on
     # either side becomes a leaf Value, as in the seeds (it shows in graphs); for any other type we return
@@ -204,23 +178,28 @@ class Value:
         return NotImplemented if a is None else a + (-self)
 
     def exp(self) -> Value:
-        return _apply("exp", (self,), (self.data,))
+        return self._apply("exp", (self,), (self.data,))
 
     def log(self) -> Value:
-        return _apply("log", (self,), (self.data,))
+        return self._apply("log", (self,), (self.data,))
 
     def tanh(self) -> Value:
-        return _apply("tanh", (self,), (self.data,))
+        return self._apply("tanh", (self,), (self.data,))
 
     def sigmoid(self) -> Value:
-        return _apply("sigmoid", (self,), (self.data,))
+        return self._apply("sigmoid", (self,), (self.data,))
 
     def relu(self) -> Value:
-        return _apply("relu", (self,), (self.data,))
+        return self._apply("relu", (self,), (self.data,))
+
+    def __abs__(self) -> Value:
+        return self._apply("abs", (self,), (self.data,))
+
+    abs = __abs__
 
     def sum(self) -> Value:
         """The sum over a batch (see chainrule.batch); a plain number is its own sum."""
-        return _apply("sum", (self,), (self.data,))
+        return self._apply("sum", (self,), (self.data,))
 
     def mean(self) -> Value:
         """The mean over a batch; a plain number is its own mean."""
@@ -229,53 +208,43 @@ class Value:
 
     # Comparisons look at .data (handy for `max`, sorting, accuracy). There is deliberately no __eq__:
     # graph bookkeeping needs identity, and `a == b` building a bool from data would hide bugs.
-    def __lt__(self, other: Value | float) -> bool:
+    def __lt__(self, other: Value | float) -> Any:
         return self.data < (other.data if isinstance(other, Value) else other)
 
-    def __le__(self, other: Value | float) -> bool:
+    def __le__(self, other: Value | float) -> Any:
         return self.data <= (other.data if isinstance(other, Value) else other)
 
-    def __gt__(self, other: Value | float) -> bool:
+    def __gt__(self, other: Value | float) -> Any:
         return self.data > (other.data if isinstance(other, Value) else other)
 
-    def __ge__(self, other: Value | float) -> bool:
+    def __ge__(self, other: Value | float) -> Any:
         return self.data >= (other.data if isinstance(other, Value) else other)
 
     def detach(self) -> Value:
         """A new leaf with the same data (and label): gradients stop here."""
         return Value(self.data, self.label)
 
-    def backward(self) -> None:
+    def backward(self, create_graph: bool = False) -> None:
         """Fill `.grad` of every node of this graph with d(self)/d(node).
 
         Repeated calls: the grads of non-leaf nodes are reset first, so they always describe this pass;
         leaves *accumulate* (as in PyTorch), so zeroing them between steps is the caller's job
         (`model.zero_grad()`). Calling it twice therefore doubles the leaves' grads exactly.
+
+        `create_graph=True` (PyTorch's name) makes every `.grad` a Value whose own graph computes that
+        derivative from the Values of this graph: `x.grad.backward()` then gives second derivatives.
         """
-        if type(self.data) is not float:
-            raise ValueError(f"backward() needs a number; reduce the batch first (.sum(), .mean()): {self}")
-        order = topological_order(self)
-        for node in order:
-            if node.parents:
-                node.grad = 0.0
-        self.grad += 1.0
-        # The chain rule, in one place: walk from the output back to the leaves; each node passes its
-        # grad to every parent, scaled by the local derivative, and *adds* it there (a parent used
-        # twice, as in a + a, receives two contributions).
-        for node in reversed(order):
-            if not node.parents:
-                continue  # a leaf: nothing further back
-            grad = node.grad
-            for parent, local in zip(node.parents, node.local_grads):  # noqa: B905 (zip(strict) is slower)
-                if type(grad) is float or type(parent.data) is not float:
-                    parent.grad += local * grad
-                else:  # a batch meets one number shared by all its examples: that number gets the sum
-                    parent.grad += _batch_sum(local, grad)
+        backward_pass(self, create_graph)
+
+    @staticmethod
+    def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
+        return apply(op, parents, xs, FLOAT_MATH, Value)
 
 
-def _batch_sum(local: Any, grad: Any) -> float:
-    """Σ_i local_i·grad_i over a batch (chainrule.batch), for a parent that is one number."""
-    return float(grad.dot(local)) if type(local) is not float else local * float(grad.sum())
+def _restore(kind: type[Value], data: Any, grad: Any, label: str) -> Value:
+    v = kind(data, label)
+    v.grad = grad
+    return v
 
 
 def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float) -> Value:
@@ -283,33 +252,30 @@ def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | fl
     if len(w) != len(x):
         raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
     parents = (b, *w, *x)
-    if set(map(type, parents)) != {Value}:  # a plain number among them becomes a leaf, as in a + 1
-        lifted = [p if type(p) is Value else _lift(p) for p in parents]
+    kinds = set(map(type, parents))
+    if kinds != {Value}:  # a plain number among them becomes a leaf, as in a + 1; or a batch is among them
+        lifted = [p if isinstance(p, Value) else _lift(p) for p in parents]
         if None in lifted:
             bad = parents[lifted.index(None)]
             raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
         parents = tuple(lifted)  # type: ignore[arg-type]
-    return _apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[arg-type]
+    kind = next((k for k in kinds if k is not Value and isinstance(k, type) and issubclass(k, Value)), Value)
+    return kind._apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[arg-type]
 
 
 _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in parents] at C speed
+_new = object.__new__
 
 
-def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
-    """Run `op` on the parents' data `xs`: the output and its local derivatives, computed together."""
-    m: Any = FLOAT_MATH
-    for x in xs:
-        if type(x) is not float:
-            m = _array_math(op, parents)  # a batch among the inputs (chainrule.batch)
-            break
+def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind: type[Value]) -> Value:
+    """Run `op` on the parents' data `xs` under the math `m`: a `kind` node holding the output and its
+    local derivatives, computed together."""
     rule = RULES[op]
     try:
         out = rule.forward(m, *xs)
-        if not _recording:
-            return Value(out)
-        node = _new(Value)  # skips __init__'s checks: `out` came out of a rule
-        node.data, node.grad, node.label, node.op = out, 0.0, "", op
-        node.parents, node.local_grads = parents, rule.local(m, out, *xs)
+        node = _leaf(kind, out)
+        if _mode.recording:
+            node.op, node.parents, node.local_grads = op, parents, rule.local(m, out, *xs)
         return node
     except (ArithmeticError, ValueError) as err:
         # Python's own messages ("math domain error") don't say which op or which Value: ours do.
@@ -326,42 +292,114 @@ def _binary(op: str, a: object, b: object) -> Value:
         b = _lift(b)
     if a is None or b is None:
         return NotImplemented  # type: ignore[no-any-return]  # Python then raises its TypeError
-    return _apply(op, (a, b), (a.data, b.data))
+    # Two numbers stay on the float path; a batch on either side takes the op to its own kind.
+    return (a if type(b) is Value else b)._apply(op, (a, b), (a.data, b.data))
 
 
 def _lift(x: object) -> Value | None:
     if isinstance(x, Value):
         return x
     if type(x) is float or isinstance(x, numbers.Real):  # the ABC check is slow: floats skip it
-        return Value(x)  # type: ignore[arg-type]
+        return _leaf(Value, float(x))
     return None
 
 
-def _as_data(x: object) -> Any:
-    # numbers.Real covers int, bool, Fraction and NumPy's real scalars; complex is deliberately not Real.
-    if isinstance(x, numbers.Real):
-        return float(x)  # a NumPy scalar left inside would make every op ~10x slower
-    if getattr(x, "ndim", None) == 1:  # a 1-D NumPy array: a batch, one number per example
-        from .batch import as_batch
-
-        return as_batch(x)
-    raise TypeError(f"Value data must be a real number or a 1-D array, got {type(x).__name__}: {x!r}")
+def _leaf(kind: type[Value], data: Any) -> Value:
+    node = _new(kind)  # skips __new__'s and __init__'s checks: the data is known to be good
+    node.data, node.grad, node.label, node.op, node.parents, node.local_grads = data, 0.0, "", "", (), ()
+    return node
 
 
-def _array_math(op: str, parents: tuple[Value, ...]) -> Any:
-    from . import batch  # imported on first use: the float path never needs NumPy
+class ValueMath:
+    """The rules' math on Values: a local derivative computed here is a Value with a graph of its own, so
+    the chain rule builds the graph of each gradient (`backward(create_graph=True)`). The conventions at
+    kinks are numerics', read through `where` on the data: a chosen constant, whose own slope is 0."""
 
-    batch.check_lengths(op, parents)
-    return batch.ARRAY_MATH
+    exp, tanh, sigmoid = Value.exp, Value.tanh, Value.sigmoid
+    log = staticmethod(lambda x: x.log() if isinstance(x, Value) else math.log(x))  # where() may pass 1.0
+    pow, div, mul, fabs = operator.pow, operator.truediv, operator.mul, Value.abs
+    where = staticmethod(lambda c, a, b: a if c else b)
+    data = staticmethod(lambda x: x.data if isinstance(x, Value) else x)
+    relu = staticmethod(lambda x: numerics.relu(ValueMath, x))
+    step = staticmethod(lambda x: numerics.step(ValueMath, x))
+    sign = staticmethod(lambda x: numerics.sign(ValueMath, x))
+    log_or_zero = staticmethod(lambda a: numerics.log_or_zero(ValueMath, a))
+    zero_safe_mul = staticmethod(lambda a, b: numerics.zero_safe_mul(ValueMath, a, b))
+    pow_limit = staticmethod(lambda a, c: numerics.pow_limit(ValueMath, a, c))
+    linear = staticmethod(lambda b, wx: linear(wx[: len(wx) // 2], wx[len(wx) // 2 :], b))
+    sum, ones_like = Value.sum, staticmethod(lambda x: 1.0)
+
+    @staticmethod
+    def power(a: Value, c: Value | float) -> Value | float:
+        limit = FloatMath.power(a.data, ValueMath.data(c))  # type: ignore[arg-type]
+        return a**c if math.isfinite(limit) else limit  # past a limit (0 ** -0.5 = inf): a constant
 
 
-_new = object.__new__
+class _Zero:
+    """Where a grad starts when backward builds a graph: `0 + g` is g itself, so no `0 +` node is drawn."""
+
+    def __add__(self, g: Any) -> Any:
+        return g
+
+    __radd__ = __add__
+
+
+def _interior(root: Value, zero: Any) -> list[Value]:
+    """root's nodes that have parents, each after every node it feeds: the order backward visits them.
+    Their grads are reset to `zero` on the way. Iterative depth first (a node is emitted once all its
+    parents are), so depth is limited by memory, not by Python's recursion limit. Identity bookkeeping: a
+    set of Values hashes them by id, as Value defines no __eq__."""
+    order: list[Value] = []
+    seen: set[Value] = set()
+    stack, done = [root], _new(Value)  # `done` marks "parents finished"
+    push, pop, emit, see = stack.append, stack.pop, order.append, seen.add
+    while stack:
+        node = pop()
+        if node is done:
+            emit(pop())
+        elif node not in seen and node.parents:
+            see(node)
+            node.grad = zero
+            push(node)
+            push(done)
+            for parent in reversed(node.parents):  # reversed: the first parent is finished first
+                if parent not in seen and parent.parents:
+                    push(parent)
+    order.reverse()
+    return order
+
+
+def backward_pass(root: Value, create_graph: bool = False, trace: list[Any] | None = None) -> list[Value]:
+    """`root.backward()`, the one loop. With `trace`, each edge's (node, parent, local, upstream, parent's
+    grad after) is appended there, in order (the stepper and the explorer replay it). Returns the order."""
+    if type(root.data) is not float:
+        raise ValueError(f"backward() needs a number; reduce the batch first (.sum(), .mean()): {root}")
+    zero, fresh = (_Zero(), topological_order(root)) if create_graph else (0.0, [])
+    if any(type(n.data) is not float for n in fresh):
+        raise ValueError("backward(create_graph=True) works on graphs of numbers, not on batches")
+    fresh = [n for n in fresh if not n.parents and type(n.grad) is float and n.grad == 0.0]
+    for leaf in fresh:
+        leaf.grad = zero  # a leaf's first gradient then is the gradient's graph itself, not `0 + ...`
+    order = _interior(root, zero)
+    root.grad += Value(1.0) if create_graph else 1.0
+    for node in order:
+        grad = node.grad
+        locals_ = RULES[node.op].local(ValueMath, node, *node.parents) if create_graph else node.local_grads
+        for parent, local in zip(node.parents, locals_):  # noqa: B905 (zip(strict) is slower)
+            # The chain rule, in one place: the node's grad, scaled by the local derivative, is *added*
+            # to the parent's (a parent used twice, as in a + a, receives two contributions).
+            parent.grad += local * grad
+            if trace is not None:
+                trace.append((node, parent, local, grad, parent.grad))
+    for leaf in fresh:
+        if leaf.grad is zero:
+            leaf.grad = 0.0  # not reached from root: no gradient
+    return order
 
 
 def topological_order(root: Value) -> list[Value]:
     """Every node of root's graph, each after all of its parents (deterministic: depth first, in
-    parent order). No recursion, so depth is limited by memory, not by Python's recursion limit.
-    Bookkeeping is by identity: a set of Values hashes them by id, as Value defines no __eq__."""
+    parent order). No recursion, so depth is limited by memory, not by Python's recursion limit."""
     order: list[Value] = []
     visited = {root}
     stack = [(root, iter(root.parents))]  # each node with an iterator over the parents not yet looked at

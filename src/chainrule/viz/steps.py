@@ -1,23 +1,33 @@
 """Backward, one edge at a time: the records the text stepper prints and the explorer replays.
 
-`backward_steps` runs the same loop as `Value.backward` (reverse topological order, and for each
-node `grad(parent) += local × upstream` for every parent, in order) but on its own table of
-grads, so the engine's `.grad` fields are left alone. The local derivatives are the ones the
-engine stored at forward time (`Value.local_grads`, computed by `RULES[op].local`): nothing here
-knows any calculus.
+There is no second backward loop here: `replay` runs the engine's own (`chainrule.engine.backward_pass`,
+the loop behind `Value.backward`) with a trace, and turns each traced edge into a `Step`. So the steps'
+order, local derivatives and sums are the engine's by construction, batches included. The engine's
+`.grad` fields are restored afterwards: drawing a graph never changes its gradients.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from chainrule.engine import Value, topological_order
+from chainrule.engine import Value, backward_pass, topological_order
 
 
-def fmt(x: float) -> str:
-    """Numbers as the drawings show them (4 decimals, as the seeds' draw_dot)."""
-    return f"{x:.4f}"
+def fmt(x: Any) -> str:
+    """Numbers as the drawings show them: 4 decimals (as the seeds' draw_dot); a batch as its size and
+    first numbers; a gradient that is a Value (backward(create_graph=True)) as its number."""
+    if isinstance(x, float | int):
+        return f"{x:.4f}"
+    if isinstance(x, Value):
+        return fmt(x.data)
+    if hasattr(x, "local"):  # a batch's sum over its examples (chainrule.batch.BatchSum)
+        return f"Σ{fmt(x.local)}"
+    if getattr(x, "ndim", 0) == 1:
+        head = ", ".join(f"{v:.4f}" for v in x[:3])
+        return f"[{head}{', …' if len(x) > 3 else ''}]({len(x)})"
+    return str(x)
 
 
 def name_of(v: Value) -> str:
@@ -33,11 +43,11 @@ class Step:
     node: Value  # the value being processed ("out")
     parent: Value  # node.parents[slot]
     slot: int  # which input of node; `b = a + a` gives slots 0 and 1, both pointing at a
-    upstream: float  # dL/d(node), final by the time node is processed
-    local: float  # d(node)/d(parent), node.local_grads[slot]
-    contribution: float  # local × upstream
-    before: float  # parent's grad before this step
-    after: float  # parent's grad after this step
+    upstream: Any  # dL/d(node), final by the time node is processed (an array in a batch)
+    local: Any  # d(node)/d(parent), node.local_grads[slot]
+    contribution: Any  # local × upstream
+    before: Any  # parent's grad before this step
+    after: Any  # parent's grad after this step
 
     def __str__(self) -> str:
         p, n = name_of(self.parent), name_of(self.node)
@@ -47,31 +57,45 @@ class Step:
         )
 
 
-def backward_steps(root: Value) -> Iterator[Step]:
-    """Yield one `Step` per edge, in the order `root.backward()` processes them.
+class Replay(NamedTuple):
+    """A graph sorted once and its backward pass replayed once: what a page of the explorer needs."""
 
-    Starts from every grad 0 and grad(root) = 1. After the last step each value's `after` equals
-    what `root.backward()` leaves in its `.grad` (for leaves, as long as they held 0 before).
-    """
+    order: list[Value]  # every node, each after its parents
+    steps: list[Step]  # every edge, in the order backward processes them
+    grads: dict[int, Any]  # each node's grad after the last step, by id (root 1.0, unreached 0.0)
+
+
+def replay(root: Value) -> Replay:
+    """Sort root's graph, run backward with a trace from every grad 0 (grad(root) = 1), and restore the
+    engine's grads. Each step's `after` is what `root.backward()` leaves in that parent's `.grad` (for
+    leaves, as long as they held 0 before)."""
     order = topological_order(root)
-    grads: dict[int, float] = {id(v): 0.0 for v in order}  # keyed by identity, never by value
-    grads[id(root)] = 1.0
-    index = 0
-    for node in reversed(order):
-        upstream = grads[id(node)]
-        for slot, (parent, local) in enumerate(zip(node.parents, node.local_grads, strict=True)):
-            before = grads[id(parent)]
-            contribution = local * upstream
-            grads[id(parent)] = before + contribution
-            yield Step(index, node, parent, slot, upstream, local, contribution, before,
-                       grads[id(parent)])
-            index += 1
+    saved = [v.grad for v in order]
+    trace: list[tuple[Value, Value, Any, Any, Any]] = []
+    try:
+        for v in order:
+            v.grad = 0.0
+        backward_pass(root, trace=trace)
+        grads = {id(v): v.grad for v in order}
+    finally:
+        for v, g in zip(order, saved, strict=True):
+            v.grad = g
+    steps: list[Step] = []
+    latest: dict[int, Any] = {}  # each parent's grad after its last step so far
+    slot = 0
+    for index, (node, parent, local, upstream, after) in enumerate(trace):
+        slot = slot + 1 if index and trace[index - 1][0] is node else 0  # a node's edges come in parent order
+        before = latest.get(id(parent), 0.0)
+        latest[id(parent)] = after
+        steps.append(Step(index, node, parent, slot, upstream, local, local * upstream, before, after))
+    return Replay(order, steps, grads)
 
 
-def final_grads(root: Value) -> dict[int, float]:
+def backward_steps(root: Value) -> Iterator[Step]:
+    """Yield one `Step` per edge, in the order `root.backward()` processes them (see `replay`)."""
+    return iter(replay(root).steps)
+
+
+def final_grads(root: Value) -> dict[int, Any]:
     """Grads after all steps, keyed by `id(value)` (root → 1.0, values without steps → 0.0)."""
-    grads = {id(v): 0.0 for v in topological_order(root)}
-    grads[id(root)] = 1.0
-    for step in backward_steps(root):
-        grads[id(step.parent)] = step.after
-    return grads
+    return replay(root).grads

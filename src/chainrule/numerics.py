@@ -1,0 +1,115 @@
+"""The math the op rules run on, and the conventions at kinks and limits, chosen once.
+
+Each rule in `chainrule.engine.RULES` is written against a math namespace `m` (`m.exp(x)`, `m.step(x)`, ...).
+This module has the namespace for plain Python floats (`FloatMath`); `chainrule.batch.ArrayMath` is the one
+for NumPy arrays and the engine's `ValueMath` the one for Values (gradients of gradients). What a namespace
+supplies itself is only what its numbers need: `where(c, a, b)`, `data(x)` (what to compare), and a power
+that returns IEEE limits instead of raising. The choices at kinks are the functions below, written once
+against those primitives, and every namespace reads them: no convention is restated per kind of number.
+
+This file must not import NumPy: the float path runs without it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+# --- the conventions, each chosen once (PyTorch's, unless a comment says otherwise) -------------------
+
+
+def relu(m: Any, x: Any) -> Any:
+    # `x <= 0` is False for NaN, so NaN propagates through relu, as in PyTorch.
+    return m.where(m.data(x) <= 0.0, 0.0, x)
+
+
+def step(m: Any, x: Any) -> Any:
+    """relu's slope: 1 where x > 0, else 0 (relu'(0) = 0, PyTorch's convention)."""
+    return m.where(m.data(x) > 0.0, 1.0, 0.0)
+
+
+def sign(m: Any, x: Any) -> Any:
+    """abs's slope: -1, 0 or 1 (abs'(0) = 0, as PyTorch's sign)."""
+    d = m.data(x)
+    return m.where(d > 0.0, 1.0, m.where(d < 0.0, -1.0, 0.0))
+
+
+def log_or_zero(m: Any, a: Any) -> Any:
+    # d(a**b)/db = a**b·log(a) exists only for a > 0. Elsewhere (x**2 at x = -3, where b is a constant)
+    # we take 0 by convention; PyTorch gives nan there.
+    positive = m.data(a) > 0.0
+    return m.where(positive, m.log(m.where(positive, a, 1.0)), 0.0)
+
+
+def zero_safe_mul(m: Any, a: Any, b: Any) -> Any:
+    """a·b where a zero factor wins: 0·inf = 0 (so d(x**0)/dx is 0 at x = 0, not nan)."""
+    return m.where(m.data(a) == 0.0, 0.0, m.mul(a, b))
+
+
+def pow_limit(m: Any, a: Any, c: Any) -> Any:
+    """a**c, or its limit where the plain power has none: 0 ** -0.5 is inf (from the right), an overflow
+    is ±inf. Only the slope of ** uses it (sqrt at 0 has an infinite slope, as in PyTorch)."""
+    return m.power(a, c)
+
+
+# --- floats -------------------------------------------------------------------------------------------
+
+
+def _sigmoid(x: float) -> float:
+    # Two forms so exp never overflows: for x << 0, exp(-x) would overflow in 1 / (1 + exp(-x)).
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _pow(a: float, b: float) -> float:
+    try:
+        out: float = a**b
+    except OverflowError:  # Python's message is "(34, 'Numerical result out of range')"
+        raise OverflowError("result too large") from None
+    if type(out) is complex:  # Python returns a complex number for (-8) ** (1/3); we stay real
+        raise ValueError("math domain error")
+    return out
+
+
+def _power(a: float, c: float) -> float:
+    # IEEE's answers where Python raises (NumPy's np.power gives the same): 0 ** negative is inf, an
+    # overflow is ±inf, a negative base to a fractional power is nan.
+    try:
+        out = a**c
+    except ZeroDivisionError:
+        return math.inf
+    except OverflowError:
+        return -math.inf if a < 0 and c % 2 == 1 else math.inf
+    return math.nan if type(out) is complex else out
+
+
+def _linear(b: float, wx: tuple[float, ...]) -> float:
+    n = len(wx) // 2
+    out = b  # b + w0*x0 + w1*x1 + ..., micrograd's order of additions: its floats, bit for bit
+    for w, x in zip(wx[:n], wx[n:], strict=True):
+        out = out + w * x  # never `+=`: on a batch (ArrayMath falls back here) it would write into b
+    return out
+
+
+class FloatMath:
+    """The math for plain Python floats. A namespace, never instantiated: `FloatMath.exp(x)` is math.exp."""
+
+    exp, log, tanh, sigmoid = math.exp, math.log, math.tanh, _sigmoid  # math.tanh never overflows
+    pow, power, div, mul, fabs = _pow, _power, operator.truediv, operator.mul, math.fabs
+    where = staticmethod(lambda c, a, b: a if c else b)
+    data = staticmethod(lambda x: x)
+    relu = staticmethod(lambda x: relu(FloatMath, x))
+    step = staticmethod(lambda x: step(FloatMath, x))
+    sign = staticmethod(lambda x: sign(FloatMath, x))
+    log_or_zero = staticmethod(lambda a: log_or_zero(FloatMath, a))
+    zero_safe_mul = staticmethod(lambda a, b: zero_safe_mul(FloatMath, a, b))
+    pow_limit = staticmethod(lambda a, c: pow_limit(FloatMath, a, c))
+    linear = staticmethod(_linear)
+    sum = staticmethod(lambda x: x)  # a plain number is its own sum over a batch
+    ones_like = staticmethod(lambda x: 1.0)
+
+
+FLOAT_MATH = FloatMath
