@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import random
 import re
 from pathlib import Path
@@ -136,3 +137,45 @@ def test_draw_dot_without_dot_draws_in_its_frame(browser: Any, tmp_path: Path, h
     assert page.locator("iframe").bounding_box()["height"] >= svg_height
     page.close()
 
+
+
+# ----- the first lecture as a notebook, run headless as Jupyter runs it -------------------------
+
+LECTURE = Path(__file__).parent.parent / "examples" / "01_first_lecture.ipynb"
+
+
+@pytest.mark.parametrize("graphviz", ["dot", "no dot"])
+def test_first_lecture_notebook_draws_every_graph_inline(graphviz: str, tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    env = dict(os.environ)
+    if graphviz == "no dot":
+        (tmp_path / "empty-bin").mkdir()
+        env["PATH"] = str(tmp_path / "empty-bin")  # the kernel starts from sys.executable, not PATH
+    else:
+        need_dot()
+    nb = nbformat.read(LECTURE, as_version=4)
+    # Each cell's assertions (slopes, hand-made grads equal backward's) run in the kernel; an error
+    # in any cell fails here with its traceback.
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in cells for o in c.outputs if o.output_type == "error"]
+
+    def shown(fragment: str) -> dict[str, Any]:
+        (cell,) = [c for c in cells if fragment in c.source]
+        (out,) = [o for o in cell.outputs if o.output_type == "execute_result"]
+        data: dict[str, Any] = out.data
+        return data
+
+    for fragment in ('L.label = "L"', "b.grad = a.data * e.grad", "draw_dot(o)"):
+        bundle = shown(fragment)
+        if graphviz == "dot":
+            assert "<svg" in bundle["image/svg+xml"], fragment
+        else:
+            assert bundle["text/html"].startswith("<iframe") and "Viz.instance" in bundle["text/html"]
+    assert "grad 6.0000" in str(shown("b.grad = a.data * e.grad"))  # the grads set by hand, drawn
+    page = srcdoc(shown("explore(o")["text/html"])
+    assert len(page_data(page)["values"]) == 10  # type: ignore[arg-type]
+    assert any("image/png" in o.get("data", {}) for c in cells for o in c.outputs)  # f's plot
