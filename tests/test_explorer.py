@@ -7,12 +7,16 @@ tests/output/explorer/ for a person to look at.
 
 from __future__ import annotations
 
+import os
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS
+from conftest import browser_unavailable as _unavailable
 
 from chainrule import RULES, Value
 from chainrule.engine import topological_order
@@ -306,3 +310,79 @@ def test_mlp_with_one_neuron_expanded(browser: Any, tmp_path: Path) -> None:
     page.locator("#graph g.node.param").first.click()
     assert "parameter" in page.inner_text("#panel")
     shot(page, "mlp-expanded-L1.N3")
+
+
+# ----- text measured in the browser's own font ----------------------------------------------------
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+# JS: every text of every box, by how many points it sticks out of the box (left, right, top, bottom).
+SPILLS = """() => {
+  const bad = [];
+  document.querySelectorAll('#graph g.node').forEach(g => {
+    const shape = g.querySelector(':scope > polygon, :scope > path, :scope > ellipse');
+    const box = shape.getBBox();
+    g.querySelectorAll('text').forEach(t => {
+      const b = t.getBBox();
+      const out = Math.max(box.x - b.x, b.x + b.width - box.x - box.width, box.y - b.y,
+                           b.y + b.height - box.y - box.height);
+      if (out > 0.25) bad.push(`${g.id} "${t.textContent}" by ${out.toFixed(1)}pt`);
+    });
+  });
+  return bad;
+}"""
+
+
+@pytest.fixture(scope="module")
+def dejavu_browser(playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Chromium that finds only DejaVu fonts, as on a machine without Helvetica or its metric twins
+    (Liberation Sans, Arial): "Helvetica" is then drawn in DejaVu Sans, 10-15% wider."""
+    if not DEJAVU.is_dir():
+        _unavailable(f"{DEJAVU} not found (apt-get install fonts-dejavu-core)")
+    folder = tmp_path_factory.mktemp("fontconfig")
+    (folder / "fonts.conf").write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<dir>{DEJAVU}</dir><cachedir>{folder / 'cache'}</cachedir>"
+        "<alias><family>Helvetica</family><prefer><family>DejaVu Sans</family></prefer></alias>"
+        "<alias><family>sans-serif</family><prefer><family>DejaVu Sans</family></prefer></alias>"
+        "</fontconfig>", encoding="utf-8")
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                   env={**os.environ, "FONTCONFIG_FILE": str(folder / "fonts.conf")})
+    yield b
+    b.close()
+
+
+def long_labels(tmp_path: Path, graph: str) -> Path:
+    html = tmp_path / f"{graph}.html"
+    if graph == "neuron":
+        root, params = seeds_neuron()
+        root.label = "tanh(x1*w1 + x2*w2 + b)"  # as `chainrule graph` labels it: a slice of the source
+        root.backward()
+        to_html(root, html, params=params)
+    else:
+        loss, trace = demo_mlp()
+        groups = trace.layers if graph == "mlp-layers" else trace.neurons
+        to_html(loss, html, params=trace.params, inputs=trace.inputs, groups=groups)
+    return html
+
+
+@pytest.mark.parametrize("fonts", ["dejavu", "system"])
+@pytest.mark.parametrize("graph", ["neuron", "mlp-layers", "mlp-neurons"])
+def test_every_label_lies_inside_its_box(browser: Any, dejavu_browser: Any, tmp_path: Path,
+                                         graph: str, fonts: str) -> None:
+    page = open_page(dejavu_browser if fonts == "dejavu" else browser, long_labels(tmp_path, graph))
+    if fonts == "dejavu":  # the page really draws Helvetica in DejaVu Sans
+        assert page.evaluate("""() => { const c = document.createElement('canvas').getContext('2d');
+          const w = (f) => { c.font = '12px ' + f; return c.measureText('tanh(x1*w1 + x2*w2 + b)').width; };
+          return w('Helvetica') === w('"DejaVu Sans"'); }""")
+    assert page.evaluate(SPILLS) == []
+    page.click("#reset")  # and at every step of the replay, where partial sums are shown
+    spilled = page.evaluate("(n) => { const bad = new Set(); const spills = " + SPILLS + ";"
+                            " for (let k = 0; k < n; k++) { document.getElementById('step').click();"
+                            "   spills().forEach((b) => bad.add(b)); } return [...bad]; }",
+                            page.evaluate("JSON.parse(document.getElementById('graph-data').textContent)"
+                                          ".steps.length") + 1)
+    assert spilled == []
+    if graph == "neuron":
+        shot(page, f"neuron-long-label-{fonts}")
+    page.close()

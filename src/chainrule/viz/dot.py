@@ -135,9 +135,9 @@ class Drawing:
     edge: dict[tuple[int, int], str]  # (value i, slot) -> DOT id of the drawn edge, if any
     groups: list[tuple[str, Group, list[int]]] = field(default_factory=list)  # (elem, group, members)
     collapsed: set[str] = field(default_factory=set)  # element ids of collapsed groups
-    # DOT node id -> (font size, the lines of text drawn in it): the explorer measures them in
-    # the browser's own font and widens boxes that Graphviz's estimate made too narrow.
-    texts: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
+    # DOT node id -> (font size, its width in inches as declared, the lines of text drawn in it):
+    # the explorer measures them in the browser's own font and widens boxes drawn too narrow.
+    texts: dict[str, tuple[float, float, list[str]]] = field(default_factory=dict)
 
 
 def shown_label(text: str) -> str:
@@ -253,7 +253,7 @@ def layout(
     drawn_grads = [abs(scalar(order[i].grad)) for i in range(len(order)) if element[i] == f"v{i}"]
     drawn_grads += [abs(scalar(v.grad)) for _, g, _ in group_info for v in g.outputs]
     biggest = max((g for g in drawn_grads if math.isfinite(g)), default=0.0)
-    texts: dict[str, tuple[float, list[str]]] = {}
+    texts: dict[str, tuple[float, float, list[str]]] = {}
 
     dot = Digraph(format="svg", graph_attr={"rankdir": rankdir, "ranksep": "0.35",
                                                      "nodesep": "0.2"})
@@ -275,14 +275,14 @@ def layout(
         fields = [escape_record(v.label)] if v.label else []  # no empty cell for unnamed values
         numbers = [f"data {show(v.data)}", f"grad {gtext(v)}"]
         label = _record(*fields, *numbers, stacked=stacked)
-        texts[f"v{i}"] = (12, [shown_label(v.label), *numbers] if v.label else numbers)
+        texts[f"v{i}"] = (12, 0.75, [shown_label(v.label), *numbers] if v.label else numbers)
         target.node(f"v{i}", label=label, shape="record", style="filled", fillcolor=FILL[kinds[i]],
                     id=f"v{i}", **{"class": f"value {kinds[i]}"}, **grad_style(v.grad, biggest))
         if v.op:
             # Same naming as the seeds: the op's oval is the value's name + its op.
             target.node(f"v{i}op", label=escape_record(v.op), id=f"v{i}op", width="0.45",
                         height="0.32", margin="0.02", fontsize="11", **{"class": "op"})
-            texts[f"v{i}op"] = (11, [shown_label(v.op)])
+            texts[f"v{i}op"] = (11, 0.45, [shown_label(v.op)])
             dot.edge(f"v{i}op", f"v{i}", id=f"v{i}out")
     for elem, g, members in group_info:
         if elem not in collapsed:
@@ -306,7 +306,7 @@ def layout(
             # One row per output, under the title.
             label = _record(title, *rows, stacked=True) if stacked else _record(title, _record(*rows))
             style = {"color": "#7c3aed", "penwidth": "1.5"}
-        texts[elem] = (12, lines + rows)
+        texts[elem] = (12, 0.75, lines + rows)  # 0.75: Graphviz's default width
         dot.node(elem, label=label, shape="Mrecord", style="filled", fillcolor=FILL["group"],
                  id=elem, **{"class": "group"}, **style)
     for sub in clusters.values():

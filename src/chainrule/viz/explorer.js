@@ -252,11 +252,38 @@
   $("zoom-out").onclick = () => zoom(scale / 1.25);
   $("zoom-fit").onclick = () => zoom(fit());
 
+  // ---- boxes as wide as their text ----------------------------------------------------------
+  // Graphviz sizes a box from its own table of Helvetica's widths, but the browser draws the text in
+  // whatever font it finds for "Helvetica" (DejaVu Sans, 10-15% wider, where Helvetica and its
+  // metric twins are missing). So measure every line of every box in the font the SVG will use, and
+  // ask Graphviz for boxes at least that wide (a node's width is a minimum; 72 points an inch).
+  function measured(dot) {
+    const NS = "http://www.w3.org/2000/svg";
+    const probe = document.createElementNS(NS, "svg"), text = document.createElementNS(NS, "text");
+    probe.setAttribute("style", "position: absolute; visibility: hidden; width: 0; height: 0");
+    text.setAttribute("font-family", "Helvetica,sans-Serif"); // as Graphviz writes fontname=Helvetica
+    probe.appendChild(text);
+    document.body.appendChild(probe);
+    const widths = [];
+    for (const id in D.texts) {
+      const [size, least, lines] = D.texts[id];
+      text.setAttribute("font-size", size);
+      let w = 0;
+      for (const line of lines) { text.textContent = line; w = Math.max(w, text.getComputedTextLength()); }
+      // A record's field has 8pt of padding each side (Graphviz's PAD). An op's oval must hold the
+      // text's corners, not just its middle: about 1/0.8 of the text's width at these heights.
+      const need = id.endsWith("op") ? w / 0.8 + 4 : w + 16 + 2;
+      widths.push(`"${id}" [width=${Math.max(least, need / 72).toFixed(3)}]`);
+    }
+    probe.remove();
+    return dot.replace(/\}\s*$/, widths.join("\n") + "\n}\n");
+  }
+
   // ---- start ----------------------------------------------------------------------------------
   paint();
   const t0 = performance.now();
   Viz.instance().then((viz) => {
-    svg = viz.renderSVGElement(D.dot);
+    svg = viz.renderSVGElement(measured(D.dot));
     const vb = svg.viewBox.baseVal;
     base = { w: vb.width * 4 / 3, h: vb.height * 4 / 3 }; // Graphviz works in points; 1pt = 4/3 px
     graphBox.replaceChildren(svg);

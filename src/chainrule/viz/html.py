@@ -59,7 +59,7 @@ def graph_data(drawing: Drawing, steps: Sequence[Step], title: str) -> dict[str,
         for elem, g, members in drawing.groups
     }
     return {"title": title, "dot": drawing.dot.source, "root": len(order) - 1, "values": values,
-            "steps": rows, "groups": groups}
+            "steps": rows, "groups": groups, "texts": drawing.texts}
 
 
 def _widest_grads(root: Value, steps: Sequence[Step]) -> dict[int, str]:
