@@ -1,0 +1,275 @@
+"""chainrule.train: fit's loop against micrograd's demo and PyTorch, its modes, divergence, and bad input."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from chainrule import train
+from chainrule.data import make_blobs, make_moons
+from chainrule.nn import MLP
+from chainrule.optim import SGD, Optimizer, linear_decay
+from chainrule.train import Diverged, History, class_scores, default_optimizer, fit, predict
+
+# micrograd 0.1.0's demo.ipynb: its loss at step 0 and after 100 steps.
+MICROGRAD_FIRST, MICROGRAD_LAST = 0.8958441028683222, 0.010978370135492717
+
+
+def _demo() -> tuple[MLP, np.ndarray, np.ndarray, Optimizer]:
+    # The notebook seeds the global generators; a RandomState and a Random with the same seed draw the same.
+    X, y = make_moons(n_samples=100, noise=0.1, random_state=np.random.RandomState(1337))
+    model = MLP(2, [16, 16, 1], "relu", "linear", bias_init="zero", rng=random.Random(1337))
+    return model, X, y, SGD(model.parameters(), lr=linear_decay(1.0, 0.1, 100))
+
+
+def _small(outputs: int = 1, seed: int = 0, activation: str = "tanh") -> tuple[MLP, np.ndarray, np.ndarray]:
+    X, y = make_moons(n_samples=24, noise=0.1, random_state=seed)
+    return MLP(2, [6, outputs], activation, "linear", rng=random.Random(seed)), X, y
+
+
+def test_fit_is_micrograds_demo() -> None:
+    model, X, y, sgd = _demo()
+    history = fit(model, X, y, loss="hinge", optimizer=sgd, steps=100, l2=1e-4)
+    assert history.loss[0] == MICROGRAD_FIRST
+    assert history.loss[-1] == pytest.approx(MICROGRAD_LAST, rel=1e-9)
+    assert history.accuracy[0] == 0.5 and history.accuracy[-1] == 1.0
+    assert len(history.loss) == len(history.accuracy) == 100
+
+
+@pytest.mark.parametrize("loss", train.LOSSES)
+def test_eager_and_batched_give_the_same_run(loss: str) -> None:
+    runs = []
+    for mode in ("batched", "eager"):
+        model, X, y = _small(2 if loss == "ce" else 1)
+        runs.append(fit(model, X, y, loss=loss, steps=5, mode=mode, l2=1e-4))
+    assert runs[0].loss == pytest.approx(runs[1].loss, rel=1e-12)
+    assert runs[0].accuracy == runs[1].accuracy
+
+
+@pytest.mark.parametrize("mode", train.MODES)
+def test_cross_entropy_with_two_classes_learns(mode: str) -> None:
+    # Two outputs scored by softmax: the CLI's `--loss ce` on 2 classes used to crash in both modes.
+    model, X, y = _small(outputs=2)
+    history = fit(model, X, y, loss="ce", steps=30, mode=mode)
+    assert history.loss[-1] < 0.6 * history.loss[0]
+    assert history.accuracy[-1] >= 0.8
+
+
+def test_seven_classes_with_cross_entropy() -> None:
+    X, y = make_blobs(140, centers=7, cluster_std=0.5, random_state=0)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    model = MLP(2, [16, 7], "relu", "linear", rng=random.Random(0))
+    history = fit(model, X, y, loss="ce", optimizer=default_optimizer(model, "ce", "adam", 80), steps=80)
+    assert history.accuracy[-1] > 0.85
+    assert (predict(model, X) == y).mean() > 0.85
+
+
+@pytest.mark.parametrize("loss", train.LOSSES)
+def test_one_step_moves_every_weight_as_pytorch_does(loss: str) -> None:
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    model, X, y = _small(2 if loss == "ce" else 1)
+    layers = [(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64,
+                             requires_grad=True),
+               torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64, requires_grad=True))
+              for layer in model.layers]
+    h = torch.tensor(X, dtype=torch.float64)
+    for i, (W, b) in enumerate(layers):
+        h = F.linear(h, W, b)
+        h = torch.tanh(h) if i < len(layers) - 1 else h
+    t = torch.tensor(y)
+    signs = (2 * t - 1).to(torch.float64)
+    s = h[:, 0]
+    data_loss = {"hinge": lambda: torch.relu(1 - signs * s).mean(), "mse": lambda: ((s - signs) ** 2).mean(),
+                 "bce": lambda: F.binary_cross_entropy_with_logits(s, t.to(torch.float64)),
+                 "ce": lambda: F.cross_entropy(h, t)}[loss]()
+    total = data_loss + 1e-3 * sum((p**2).sum() for pair in layers for p in pair)
+    total.backward()
+
+    history = fit(model, X, y, loss=loss, optimizer=SGD(model.parameters(), lr=0.5), steps=1, l2=1e-3)
+    assert history.loss[0] == pytest.approx(total.item(), rel=1e-12)
+    for layer, (W, b) in zip(model.layers, layers, strict=True):
+        with torch.no_grad():
+            W_new, b_new = W - 0.5 * W.grad, b - 0.5 * b.grad
+        for n, w_row, bias in zip(layer.neurons, W_new.tolist(), b_new.tolist(), strict=True):
+            assert [w.data for w in n.w] == pytest.approx(w_row, rel=1e-10, abs=1e-12)
+            assert n.b.data == pytest.approx(bias, rel=1e-10, abs=1e-12)
+
+
+def test_on_step_sees_each_step_and_history_holds_them() -> None:
+    model, X, y = _small()
+    seen: list[tuple[int, float, float]] = []
+    history = fit(model, X, y, steps=6, on_step=lambda k, loss, acc: seen.append((k, loss, acc)))
+    assert seen == list(zip(range(6), history.loss, history.accuracy, strict=True))
+    assert isinstance(history, History)
+
+
+def test_accuracy_is_that_of_the_model_before_the_step() -> None:
+    model, X, y = _small(seed=3)
+    before = (predict(model, X) == y).mean()
+    assert fit(model, X, y, steps=1).accuracy == [before]
+
+
+def test_fit_prints_nothing_and_leaves_global_random_state_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    np_state, py_state = np.random.get_state(), random.getstate()
+    model, X, y = _small()
+    fit(model, X, y, steps=3, mode="eager")
+    assert capsys.readouterr() == ("", "")
+    assert random.getstate() == py_state
+    after = np.random.get_state()
+    assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
+
+
+def test_default_optimizer_uses_the_losss_rate_decaying_to_a_tenth() -> None:
+    model, _, _ = _small()
+    opt = default_optimizer(model, "mse", "sgd", steps=10)
+    assert opt.current_lr() == train.DEFAULT_LR["mse", "sgd"]
+    opt.steps = 10
+    assert opt.current_lr() == pytest.approx(0.1 * train.DEFAULT_LR["mse", "sgd"])
+
+
+@pytest.mark.parametrize("mode", train.MODES)
+def test_mse_at_its_default_rate_does_not_diverge_on_moons(mode: str) -> None:
+    # At sgd's old default of 1.0, mse on the CLI's moons overflowed by step 2.
+    model, X, y, _ = _demo()
+    steps = 100 if mode == "batched" else 4
+    history = fit(model, X, y, loss="mse", steps=steps, mode=mode, l2=1e-4)
+    assert history.loss[-1] < history.loss[0]
+
+
+# ----- divergence -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", train.MODES)
+@pytest.mark.parametrize("loss", train.LOSSES)
+def test_a_loss_growing_a_million_fold_is_diverged(mode: str, loss: str) -> None:
+    model, X, y = _small(2 if loss == "ce" else 1, activation="relu")  # tanh units would cap the growth
+    with pytest.raises(Diverged, match=r"^training diverged at step \d+ \(the loss grew from") as info:
+        fit(model, X, y, loss=loss, optimizer=SGD(model.parameters(), lr=1e6), steps=20, mode=mode)
+    assert info.value.step >= 1
+
+
+def _hugely_scaled(model: MLP, factor: float) -> MLP:
+    for p in model.parameters():
+        p.data *= factor
+    return model
+
+
+@pytest.mark.parametrize("mode", train.MODES)
+def test_a_non_finite_loss_is_diverged(mode: str) -> None:
+    model, X, y = _small(activation="relu")
+    model = _hugely_scaled(model, 1e300)  # outputs overflow to ±inf in the first pass
+    with pytest.raises(Diverged, match=r"step 0 \(.*(inf|nan|overflow|too large)"):
+        fit(model, X, y, loss="hinge", steps=3, mode=mode)
+
+
+def test_an_overflowing_op_is_diverged_and_named() -> None:
+    model, X, y = _small(activation="relu")
+    model = _hugely_scaled(model, 1e100)  # outputs near 1e200
+    # Eagerly, (s - y)**2 overflows in Python's float power, which raises: the engine names the op.
+    with pytest.raises(Diverged, match=r"step 0 \(.*\*\*"):
+        fit(model, X, y, loss="mse", steps=3, mode="eager")
+
+
+class _Poison(SGD):
+    """SGD that turns one weight into inf at its third update."""
+
+    def _update(self, lr: float) -> None:
+        super()._update(lr)
+        if self.steps == 2:
+            self.params[1].data = float("inf")
+
+
+def test_a_non_finite_weight_is_diverged_and_named() -> None:
+    model, X, y = _small()
+    with pytest.raises(Diverged, match=r"step 2 \(weight layers\.0\.neurons\.0\.w\.1 is no longer a finite"):
+        fit(model, X, y, optimizer=_Poison(model.parameters(), lr=0.1), steps=5)
+
+
+# ----- predictions ------------------------------------------------------------------------------------
+
+
+def test_predict_agrees_with_the_eager_model_point_by_point() -> None:
+    model, X, _ = _small(seed=5)
+    eager = [int(model(list(row)).data > 0) for row in X]  # type: ignore[union-attr]
+    assert predict(model, X).tolist() == eager
+    multi, X, _ = _small(outputs=3, seed=6)
+    eager = [int(np.argmax([v.data for v in multi(list(row))])) for row in X]  # type: ignore[union-attr]
+    assert predict(multi, X).tolist() == eager
+
+
+def test_class_scores_of_a_one_output_model_are_zero_and_the_output() -> None:
+    model, X, _ = _small()
+    scores = class_scores(model, X[:4])
+    assert scores.shape == (2, 4)
+    assert scores[0].tolist() == [0.0] * 4
+    eager = [model(list(row)).data for row in X[:4]]  # type: ignore[union-attr]
+    assert scores[1].tolist() == pytest.approx(eager, rel=1e-15)  # NumPy may add in another order
+
+
+def test_predict_builds_no_graph() -> None:
+    model, X, _ = _small()
+    model.zero_grad()
+    predict(model, X)
+    assert all(p.grad == 0.0 for p in model.parameters())
+
+
+# ----- bad input --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"loss": "hinj"}, "unknown loss 'hinj'"),
+    ({"mode": "gpu"}, "unknown mode 'gpu'; choose one of batched, eager"),
+    ({"steps": 0}, "steps must be a positive integer, got 0"),
+    ({"steps": 2.5}, "steps must be a positive integer"),
+    ({"X": np.zeros((24, 3))}, r"X must have shape \(n, 2\)"),
+    ({"X": np.zeros((0, 2))}, r"X must have shape \(n, 2\) with n >= 1"),
+    ({"X": np.full((24, 2), np.nan)}, "not finite"),
+    ({"y": [0, 1]}, "one class index per point: 24 points"),
+    ({"y": np.full(24, 2)}, r"y holds 2, not a class index in \[0, 2\)"),
+    ({"y": np.full(24, -1)}, r"y holds -1"),
+    ({"y": np.full(24, 0.5)}, "integer class indices"),
+    ({"y": ["a"] * 24}, "integer class indices"),
+    ({"l2": -1.0}, "l2 must be a finite number >= 0"),
+    ({"l2": float("nan")}, "l2 must be a finite number >= 0"),
+])
+def test_bad_arguments_are_refused_with_a_clear_message(change: dict[str, object], words: str) -> None:
+    model, X, y = _small()
+    kwargs: dict[str, object] = {"X": X, "y": y, "steps": 1, **change}
+    with pytest.raises(ValueError, match=words):
+        fit(model, kwargs.pop("X"), kwargs.pop("y"), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_binary_loss_on_a_multi_output_model_is_refused() -> None:
+    model, X, y = _small(outputs=3)
+    with pytest.raises(ValueError, match=r"loss 'hinge' scores 2 classes with one output.*use loss='ce'"):
+        fit(model, X, y, loss="hinge", steps=1)
+
+
+def test_labels_past_the_models_classes_are_refused_for_ce() -> None:
+    model, X, _ = _small(outputs=2)
+    with pytest.raises(ValueError, match=r"y holds 2, not a class index in \[0, 2\)"):
+        fit(model, X, np.arange(24) % 3, loss="ce", steps=1)
+
+
+def test_float_labels_that_are_whole_numbers_are_accepted() -> None:
+    model, X, y = _small()
+    assert len(fit(model, X, y.astype(float), steps=2).loss) == 2
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("hinge", "rmsprop"), "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
+    (("nll", "sgd"), "unknown loss 'nll'"),
+])
+def test_default_optimizer_refuses_unknown_names(args: tuple[str, str], words: str) -> None:
+    model, _, _ = _small()
+    with pytest.raises(ValueError, match=words):
+        default_optimizer(model, *args)
+
+
+def test_class_scores_refuse_points_of_the_wrong_width() -> None:
+    model, _, _ = _small()
+    with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)"):
+        class_scores(model, np.zeros(5))
