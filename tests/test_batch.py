@@ -512,3 +512,31 @@ def test_dividing_a_batch_by_one_shared_zero_names_no_element() -> None:
     with pytest.raises(ZeroDivisionError) as err:
         Value(np.array([1.0, 2.0])) / Value(0.0, label="z")
     assert "element" not in str(err.value) and "label='z'" in str(err.value)
+
+
+def test_a_batch_is_stored_read_only_so_an_edit_after_the_forward_raises() -> None:
+    w = Value(2.0)
+    x = batch([1.0, 2.0])
+    loss = (w * x * x).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        x.data += 10  # type: ignore[operator]
+    with pytest.raises(ValueError, match="read-only"):
+        (w * x).data[0] = 5.0  # type: ignore[index]
+    loss.backward()
+    assert w.grad == 5.0  # 1 + 4: the gradient of the data the forward saw
+    source = np.array([1.0, 2.0])
+    y = Value(source)  # type: ignore[arg-type]
+    source[0] = 99.0  # the caller's own array stays theirs: the batch holds a copy
+    assert y.data[0] == 1.0  # type: ignore[index]
+
+
+def test_a_float_meeting_a_batch_has_a_batch_sum_as_its_local_derivative() -> None:
+    from chainrule.batch import Batch, BatchSum
+
+    w, x = Value(3.0), batch([1.0, 2.0, 4.0])
+    y = w * x
+    assert isinstance(x, Batch) and isinstance(y, Batch) and type(w) is Value
+    assert isinstance(y.local_grads[0], BatchSum) and not isinstance(y.local_grads[1], BatchSum)
+    y.sum().backward()
+    assert type(w.grad) is float and w.grad == 7.0
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0, 3.0])

@@ -513,16 +513,6 @@ def test_no_grad_restores_recording_after_an_error() -> None:
     assert (Value(1.0) * 2.0).parents != ()
 
 
-def test_grad_and_value_and_grad() -> None:
-    f = lambda x, y: x * y + y.tanh()
-    dx, dy = chainrule.grad(f)(2.0, 0.5)
-    assert dx == 0.5 and dy == pytest.approx(2.0 + 1 - math.tanh(0.5) ** 2)
-    value, grads = chainrule.value_and_grad(f)(2.0, 0.5)
-    assert value == pytest.approx(1.0 + math.tanh(0.5)) and grads == (dx, dy)
-    assert chainrule.grad(lambda x: 3 * x**2 - 4 * x + 5)(3.0) == pytest.approx(14.0)
-    assert chainrule.grad(lambda x: 7.0)(1.0) == 0.0  # a constant function
-
-
 # --- linear: a neuron's b + w·x as one node ---------------------------------------------------------
 
 
@@ -629,3 +619,268 @@ def test_a_zero_base_with_a_variable_exponent() -> None:
     out = 0.0**e
     out.backward()
     assert (out.data, e.grad) == (0.0, 0.0)  # d(0^b)/db = 0^b·log(0): 0 by convention where a <= 0
+
+
+# --- higher-order gradients: the rules read with Values (backward(create_graph=True)) ---------------
+
+
+def _second(f: Callable[..., object], *xs: float) -> tuple[list[float], list[list[float]]]:
+    """First and second derivatives of f at xs, by backward(create_graph=True) then backward again."""
+    vs = [Value(x) for x in xs]
+    out = f(*vs)
+    assert isinstance(out, Value)
+    out.backward(create_graph=True)
+    first = [v.grad for v in vs]
+    rows = []
+    for g in first:
+        for v in vs:
+            v.grad = 0.0
+        if isinstance(g, Value):
+            g.backward()
+        rows.append([float(v.grad) for v in vs])
+    return [float(g) for g in first], rows
+
+
+def _torch_second(f: Callable[..., object], *xs: float) -> tuple[list[float], list[list[float]]]:
+    ts = [tt(x) for x in xs]
+    first = torch.autograd.grad(f(*ts), ts, create_graph=True, allow_unused=True)
+    rows = []
+    for g in first:
+        if g is None or not g.requires_grad:
+            rows.append([0.0] * len(ts))
+            continue
+        second = torch.autograd.grad(g, ts, allow_unused=True, retain_graph=True)
+        rows.append([0.0 if s is None else s.item() for s in second])
+    return [0.0 if g is None else g.item() for g in first], rows
+
+
+def _linear3(w0: object, w1: object, x0: object, x1: object, b: object) -> object:
+    if isinstance(w0, Value):
+        return chainrule.linear([w0, w1], [x0, x1], b)  # type: ignore[list-item]
+    return b + w0 * x0 + w1 * x1  # type: ignore[operator]
+
+
+@needs_torch
+@pytest.mark.parametrize("name", [*UNARY, *BINARY, "linear", "pow-value-exponent", "rpow-value"])
+def test_second_derivatives_of_every_op_match_torch(name: str) -> None:
+    rng = random.Random(name)
+    if name in UNARY:
+        f, tf, points = UNARY[name]
+        cases = [(f, tf, (x + rng.uniform(-0.05, 0.05),)) for x in points]
+    elif name in BINARY:
+        f, tf, pairs = BINARY[name]
+        cases = [(f, tf, (x + rng.uniform(-0.05, 0.05), y + rng.uniform(-0.05, 0.05))) for x, y in pairs]
+    elif name == "linear":
+        cases = [(_linear3, _linear3, tuple(rng.uniform(-2, 2) for _ in range(5))) for _ in range(3)]
+    elif name == "pow-value-exponent":  # both sides Values, the exponent inside a graph too
+        g = lambda a, b: (a * 1.5) ** b.tanh()
+        cases = [(g, g, (rng.uniform(0.3, 2.0), rng.uniform(-1.5, 1.5))) for _ in range(3)]
+    else:
+        g = lambda a: 3.0 ** (a * a)
+        cases = [(g, g, (rng.uniform(-1.0, 1.0),)) for _ in range(3)]
+    for f, tf, xs in cases:
+        first, second = _second(f, *xs)
+        tfirst, tsecond = _torch_second(tf, *xs)
+        assert first == pytest.approx(tfirst, rel=1e-10, abs=1e-12)
+        for row, trow in zip(second, tsecond, strict=True):
+            assert row == pytest.approx(trow, rel=1e-9, abs=1e-11), (name, xs)
+
+
+def _nth(f: Callable[[Value], Value], x0: float, n: int) -> float:
+    x = Value(x0)
+    y: object = f(x)
+    for k in range(n):
+        x.grad = 0.0
+        if not isinstance(y, Value):
+            return 0.0
+        y.backward(create_graph=k < n - 1)
+        y = x.grad
+    return float(x.grad)
+
+
+@needs_torch
+@pytest.mark.parametrize("op", ["tanh", "sigmoid"])
+def test_third_derivative_of_tanh_and_sigmoid_matches_torch(op: str) -> None:
+    for x0 in (-1.7, -0.2, 0.4, 2.3):
+        t = tt(x0)
+        y = getattr(t, op)()
+        for _ in range(3):
+            (y,) = torch.autograd.grad(y, t, create_graph=True)
+        assert _nth(lambda v: getattr(v, op)(), x0, 3) == pytest.approx(y.item(), rel=1e-10, abs=1e-12)
+
+
+def test_second_derivative_against_finite_differences_of_the_first() -> None:
+    f = lambda v: (v * v).sigmoid() * v.exp() / (1.0 + v**2)
+    for x0 in (-0.8, 0.1, 1.4):
+        first = lambda t: chainrule.grad(f)(t)
+        assert _nth(f, x0, 2) == pytest.approx(numerical_grad(first, x0), rel=1e-6)
+
+
+def test_create_graph_grads_are_values_built_from_the_rules() -> None:
+    x = Value(0.5, "x")
+    o = x.tanh()
+    o.label = "o"
+    o.backward(create_graph=True)
+    g = x.grad
+    assert isinstance(g, Value) and g.data == pytest.approx(1 - math.tanh(0.5) ** 2)
+    nodes = topological_order(g)
+    assert o in nodes and x in nodes  # d/dx tanh is built from out = tanh(x): 1 - out*out
+    assert [n.op for n in nodes if n.parents].count("*") >= 1
+    assert not any(n.op == "+" and any(p.data == 0.0 and not p.parents for p in n.parents) for n in nodes)
+
+
+def test_create_graph_leaves_unreached_leaves_at_zero_and_accumulates_like_backward() -> None:
+    x, unused = Value(2.0), Value(5.0)
+    y = x * x + unused * 0.0
+    y.backward(create_graph=True)
+    assert float(x.grad) == 4.0
+    assert isinstance(unused.grad, Value) and unused.grad.data == 0.0  # reached, through * 0.0
+    z = Value(1.0)
+    (x * 3.0).backward(create_graph=True)  # accumulates onto x's Value grad, as backward does
+    assert float(x.grad) == 7.0 and z.grad == 0.0
+
+
+def test_create_graph_on_a_batch_is_refused_clearly() -> None:
+    x = Value(np.array([1.0, 2.0]))
+    loss = (x * x).sum()
+    with pytest.raises(ValueError, match=r"create_graph=True.*not on batches"):
+        loss.backward(create_graph=True)
+
+
+def test_plain_backward_grads_stay_floats() -> None:
+    x = Value(0.3)
+    (x.tanh() * x).backward()
+    assert type(x.grad) is float
+
+
+# --- item, float, abs ---------------------------------------------------------------------------------
+
+
+def test_item_and_float_give_the_number_and_refuse_a_batch() -> None:
+    v = Value(2.5)
+    assert v.item() == 2.5 and float(v) == 2.5 and type(v.item()) is float
+    b = Value(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="batch"):
+        b.item()
+    with pytest.raises(TypeError, match="batch"):
+        float(b)
+
+
+def test_abs_is_an_op_with_slope_zero_at_zero_as_torch() -> None:
+    for x0 in (-2.0, 0.0, 3.0):
+        x = Value(x0)
+        y = abs(x)
+        assert y.op == "abs" and y.data == abs(x0) and x.abs().data == abs(x0)
+        y.backward()
+        expected = {-2.0: -1.0, 0.0: 0.0, 3.0: 1.0}[x0]
+        assert x.grad == expected
+        if torch is not None:
+            t = tt(x0)
+            t.abs().backward()
+            assert x.grad == t.grad.item()
+
+
+# --- threads, in-place edits, pickling --------------------------------------------------------------
+
+
+def test_no_grad_is_per_thread() -> None:
+    import threading
+
+    inside, release, errors = threading.Event(), threading.Event(), []
+
+    def hold_no_grad() -> None:
+        with no_grad():
+            inside.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_no_grad)
+    holder.start()
+    inside.wait(5)
+    try:
+        x = Value(3.0)
+        (x * x).backward()  # another thread is inside no_grad: this one still records
+        if x.grad != 6.0:
+            errors.append(x.grad)
+    finally:
+        release.set()
+        holder.join()
+    assert errors == []
+
+
+def test_overlapping_no_grad_blocks_in_many_threads_never_leak() -> None:
+    import threading
+
+    wrong = []
+    barrier = threading.Barrier(4)
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        barrier.wait()
+        for _ in range(2000):
+            if rng.random() < 0.5:
+                with no_grad():
+                    v = Value(1.0) * 2.0
+                    if v.parents:
+                        wrong.append("recorded inside no_grad")
+            else:
+                x = Value(3.0)
+                (x * x).backward()
+                if x.grad != 6.0:
+                    wrong.append(x.grad)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    x = Value(2.0)
+    assert (x * x).parents  # recording is on again in the main thread
+
+
+def test_enable_grad_records_inside_no_grad() -> None:
+    with no_grad():
+        with chainrule.enable_grad():
+            assert (Value(1.0) * 2.0).parents
+        assert not (Value(1.0) * 2.0).parents
+
+
+def test_pickle_and_deepcopy_never_recurse_through_the_graph() -> None:
+    import copy
+    import pickle
+
+    x = Value(1.0, "x")
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001
+    y.label = "y"
+    y.backward()
+    for clone in (pickle.loads(pickle.dumps(y)), copy.deepcopy(y), copy.copy(y)):
+        assert clone is not y and clone.data == y.data and clone.grad == y.grad and clone.label == "y"
+        assert clone.parents == () and clone.op == ""  # a non-leaf comes back as a leaf
+    leaf = pickle.loads(pickle.dumps(x))
+    assert (leaf.data, leaf.grad, leaf.label) == (x.data, x.grad, "x")
+
+
+def test_models_pickle_and_deepcopy_as_before() -> None:
+    import copy
+    import pickle
+
+    from chainrule.nn import MLP
+
+    model = MLP(2, [3, 1])
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert [p.data for p in clone.parameters()] == [p.data for p in model.parameters()]
+        assert all(a is not b for a, b in zip(clone.parameters(), model.parameters(), strict=True))
+        out = clone([0.5, -1.0])
+        assert isinstance(out, Value) and out.data == model([0.5, -1.0]).data  # type: ignore[union-attr]
+
+
+def test_the_float_path_imports_neither_numpy_nor_the_batch_module() -> None:
+    import subprocess
+
+    code = ("import sys, chainrule; from chainrule import Value\n"
+            "x = Value(0.5); y = (x.tanh() * x + x ** 2).relu(); y.backward()\n"
+            "print('numpy' in sys.modules, 'chainrule.batch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

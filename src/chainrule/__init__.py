@@ -1,7 +1,7 @@
 """chainrule: a scalar autograd engine to learn backpropagation with."""
 
-from .engine import RULES, Rule, Value, linear, no_grad, topological_order
-from .functional import grad, value_and_grad
+from .engine import RULES, Rule, Value, enable_grad, linear, no_grad, topological_order
+from .functional import grad, hessian, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
 from .serialize import load, save
 
@@ -22,7 +22,9 @@ __all__ = [
     "Rule",
     "Value",
     "check_graph",
+    "enable_grad",
     "grad",
+    "hessian",
     "gradcheck",
     "linear",
     "load",

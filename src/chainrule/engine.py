@@ -11,7 +11,7 @@ import numbers
 import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import numerics
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["FLOAT_MATH", "RULES", "Rule", "Value", "ValueMath", "linear", "no_grad", "topological_order"]
+__all__ = ["FLOAT_MATH", "RULES", "Rule", "Value", "ValueMath", "enable_grad", "linear", "no_grad",
+           "topological_order"]
 
 # The op rules. `forward(m, *xs)` computes the output from the inputs' data; `local(m, out, *xs)` returns
 # d(out)/d(x_i) for every input. `m` is a math namespace: floats (chainrule.numerics), NumPy batches
@@ -69,13 +70,22 @@ _mode = _GradMode()
 
 
 @contextmanager
-def no_grad() -> Iterator[None]:
-    """Within this block, ops compute values only and record no graph (like `torch.no_grad`). Per thread."""
-    before, _mode.recording = _mode.recording, False
+def _recording(on: bool) -> Iterator[None]:
+    before, _mode.recording = _mode.recording, on
     try:
         yield
     finally:
         _mode.recording = before
+
+
+def no_grad() -> AbstractContextManager[None]:
+    """Within this block, ops compute values only and record no graph (like `torch.no_grad`). Per thread."""
+    return _recording(False)
+
+
+def enable_grad() -> AbstractContextManager[None]:
+    """Within this block, ops record graphs again, even inside `no_grad()` (like `torch.enable_grad`)."""
+    return _recording(True)
 
 
 class Value:
