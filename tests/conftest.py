@@ -1,7 +1,9 @@
-"""Shared test helpers: the seeds' graphs, Graphviz's `dot` (or its absence), a headless browser."""
+"""Shared test helpers: the seeds' graphs, the oracles (PyTorch, micrograd), Graphviz's `dot` (or its
+absence), a headless browser."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -9,6 +11,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -35,6 +38,24 @@ def hide_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     return empty
+
+
+# ----- the oracles: dev extras, so CI (CHAINRULE_REQUIRE_BROWSER=1) fails where one is missing -------
+
+def _oracle(name: str) -> ModuleType:
+    return importlib.import_module(name) if REQUIRE else pytest.importorskip(name)
+
+
+@pytest.fixture(scope="session")
+def torch() -> ModuleType:
+    """PyTorch, the float64 oracle every gradient is checked against."""
+    return _oracle("torch")
+
+
+@pytest.fixture(scope="session")
+def micrograd() -> SimpleNamespace:
+    """micrograd 0.1.0 (`.engine`, `.nn`), the reference peer whose numbers we reproduce."""
+    return SimpleNamespace(engine=_oracle("micrograd.engine"), nn=_oracle("micrograd.nn"))
 
 
 # ----- a real browser: Debian's chromium driven by Playwright (never `playwright install`) -------

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
+import numpy as np
 import pytest
 
 from chainrule import losses
 from chainrule.engine import RULES, Value, topological_order
-
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
 
 PREDS = [0.3, -1.2, 2.5, 0.05, -0.7]
 SIGNS = [1.0, -1.0, 1.0, -1.0, -1.0]
@@ -18,7 +18,7 @@ def _values(xs):
     return [Value(x) for x in xs]
 
 
-def _leaf(xs):
+def _leaf(torch, xs):
     return torch.tensor(xs, dtype=torch.float64, requires_grad=True)
 
 
@@ -30,20 +30,20 @@ def _check(ours_loss, ours_inputs, theirs_loss, theirs_input, tol=1e-12):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_mse(reduction):
+def test_mse(torch: ModuleType, reduction):
     targets = [0.5, -1.0, 2.0, 0.0, 1.0]
-    vs, t = _values(PREDS), _leaf(PREDS)
-    _check(losses.mse(vs, targets, reduction), vs,
-           F.mse_loss(t, torch.tensor(targets, dtype=torch.float64), reduction=reduction), t)
+    vs, t = _values(PREDS), _leaf(torch, PREDS)
+    theirs = torch.nn.functional.mse_loss(t, torch.tensor(targets, dtype=torch.float64), reduction=reduction)
+    _check(losses.mse(vs, targets, reduction), vs, theirs, t)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_hinge_is_twice_multi_margin_on_zero_and_score(reduction):
+def test_hinge_is_twice_multi_margin_on_zero_and_score(torch: ModuleType, reduction):
     # relu(1 - y·s) = 2·multi_margin([0, s], class y > 0): the other "class" has score 0.
-    vs, t = _values(PREDS), _leaf(PREDS)
+    vs, t = _values(PREDS), _leaf(torch, PREDS)
     two_class = torch.stack([torch.zeros_like(t), t], dim=1)
     target = torch.tensor([int(y > 0) for y in SIGNS])
-    theirs = 2 * F.multi_margin_loss(two_class, target, reduction=reduction)
+    theirs = 2 * torch.nn.functional.multi_margin_loss(two_class, target, reduction=reduction)
     _check(losses.hinge(vs, SIGNS, reduction), vs, theirs, t)
 
 
@@ -58,9 +58,9 @@ PROBS = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.25]
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_binary_cross_entropy_with_logits_is_stable_everywhere(reduction):
-    vs, t = _values(LOGITS), _leaf(LOGITS)
-    theirs = F.binary_cross_entropy_with_logits(t, torch.tensor(PROBS, dtype=torch.float64),
+def test_binary_cross_entropy_with_logits_is_stable_everywhere(torch: ModuleType, reduction):
+    vs, t = _values(LOGITS), _leaf(torch, LOGITS)
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(t, torch.tensor(PROBS, dtype=torch.float64),
                                                 reduction=reduction)
     _check(losses.binary_cross_entropy(vs, PROBS, reduction), vs, theirs, t)
 
@@ -70,10 +70,10 @@ CLASSES = [1, 0, 2, 2]
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_cross_entropy_is_stable_for_huge_logits(reduction):
+def test_cross_entropy_is_stable_for_huge_logits(torch: ModuleType, reduction):
     vs = [_values(r) for r in ROWS]
-    t = _leaf(ROWS)
-    theirs = F.cross_entropy(t, torch.tensor(CLASSES), reduction=reduction)
+    t = _leaf(torch, ROWS)
+    theirs = torch.nn.functional.cross_entropy(t, torch.tensor(CLASSES), reduction=reduction)
     ours = losses.cross_entropy(vs, CLASSES, reduction)
     ours.backward()
     theirs.backward()
@@ -82,8 +82,8 @@ def test_cross_entropy_is_stable_for_huge_logits(reduction):
         assert [v.grad for v in row] == pytest.approx(grads, abs=1e-12)
 
 
-def test_l2_penalty():
-    vs, t = _values(PREDS), _leaf(PREDS)
+def test_l2_penalty(torch: ModuleType):
+    vs, t = _values(PREDS), _leaf(torch, PREDS)
     _check(losses.l2(vs, 1e-4), vs, 1e-4 * (t**2).sum(), t)
 
 
@@ -120,9 +120,6 @@ def test_bad_inputs_fail_loudly(call, message):
 
 
 def _batched_vs_eager(loss_fn, preds, targets):
-    pytest.importorskip("chainrule.batch")
-    import numpy as np
-
     eager = _values(preds)
     batch = Value(np.array(preds))
     a, b = loss_fn(eager, targets), loss_fn(batch, np.array(targets))
@@ -140,9 +137,6 @@ def test_batched_mse_hinge_bce(reduction):
 
 
 def test_batched_cross_entropy():
-    pytest.importorskip("chainrule.batch")
-    import numpy as np
-
     eager = [_values(r) for r in ROWS]
     columns = [Value(np.array(col)) for col in zip(*ROWS, strict=True)]  # one batch Value per class
     a = losses.cross_entropy(eager, CLASSES)

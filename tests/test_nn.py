@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+from fractions import Fraction
+from types import ModuleType, SimpleNamespace
 
+import numpy as np
 import pytest
 
 from chainrule.engine import Value
@@ -79,17 +82,15 @@ def test_rng_argument_keeps_global_random_untouched():
     assert MLP(2, [3, 1], rng=random.Random(6)).state_dict() != a.state_dict()
 
 
-def test_matches_micrograd_with_the_same_global_seed():
-    micrograd_nn = pytest.importorskip("micrograd.nn")
-    micrograd_engine = pytest.importorskip("micrograd.engine")
+def test_matches_micrograd_with_the_same_global_seed(micrograd: SimpleNamespace):
     random.seed(1337)
-    theirs = micrograd_nn.MLP(2, [16, 16, 1])
+    theirs = micrograd.nn.MLP(2, [16, 16, 1])
     random.seed(1337)
     ours = MLP(2, [16, 16, 1], "relu", "linear", bias_init="zero")
     assert [p.data for p in ours.parameters()] == [p.data for p in theirs.parameters()]
     x = [0.3, -1.7]
     mine = _out(ours(x)).data
-    their = theirs([micrograd_engine.Value(v) for v in x]).data
+    their = theirs([micrograd.engine.Value(v) for v in x]).data
     assert mine == their  # same floats in the same order: bit for bit
 
 
@@ -147,8 +148,7 @@ def test_gradients_match_finite_differences():
         assert p.grad == pytest.approx((up - down) / (2 * h), abs=1e-7)
 
 
-def test_forward_and_gradients_match_pytorch():
-    torch = pytest.importorskip("torch")
+def test_forward_and_gradients_match_pytorch(torch: ModuleType):
     m = MLP(3, [4, 4, 2], "tanh", "sigmoid", rng=random.Random(11))
     x = [2.0, 3.0, -1.0]
     outs = m(x)
@@ -243,9 +243,6 @@ def test_build_rejects_bad_configs(config, message):
 
 
 def test_a_batch_runs_through_the_same_model_code():
-    pytest.importorskip("chainrule.batch")
-    import numpy as np
-
     m = MLP(2, [8, 8, 3], "tanh", "linear", rng=random.Random(4))
     X = np.array([[0.5, -1.0], [2.0, 0.25], [-0.3, 0.0]])
     columns = m([Value(X[:, 0]), Value(X[:, 1])])
@@ -257,10 +254,6 @@ def test_a_batch_runs_through_the_same_model_code():
 
 
 def test_a_neuron_takes_any_real_number_as_its_single_input() -> None:
-    from fractions import Fraction
-
-    import numpy as np
-
     n = Neuron(1, rng=random.Random(0))
     expected = n([3.0]).data
     assert n(np.int64(3)).data == expected and n(3).data == expected

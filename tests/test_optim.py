@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
 import pytest
 
 from chainrule import engine, optim
 from chainrule.engine import Value
-
-torch = pytest.importorskip("torch")
 
 START = [0.5, -1.25, 2.0, 0.0, -0.03]
 STEPS = 25
@@ -20,7 +19,7 @@ def _grad(x: float, t: int, i: int) -> float:
     return math.sin(3.0 * x + 0.7 * t + i) + 0.1 * x
 
 
-def _run_both(ours_cls, theirs_cls, **kwargs):
+def _run_both(torch, ours_cls, theirs_cls, **kwargs):
     params = [Value(x) for x in START]
     ours = ours_cls(params, **kwargs)
     tparams = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in START]
@@ -46,8 +45,8 @@ def _run_both(ours_cls, theirs_cls, **kwargs):
         {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.1},
     ],
 )
-def test_sgd_matches_torch(kwargs):
-    _run_both(optim.SGD, torch.optim.SGD, **kwargs)
+def test_sgd_matches_torch(torch: ModuleType, kwargs):
+    _run_both(torch, optim.SGD, torch.optim.SGD, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -58,13 +57,13 @@ def test_sgd_matches_torch(kwargs):
         {"lr": 0.01, "weight_decay": 0.1},
     ],
 )
-def test_adam_matches_torch(kwargs):
-    _run_both(optim.Adam, torch.optim.Adam, **kwargs)
+def test_adam_matches_torch(torch: ModuleType, kwargs):
+    _run_both(torch, optim.Adam, torch.optim.Adam, **kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [{"lr": 0.01}, {"lr": 0.05, "weight_decay": 0.3}])
-def test_adamw_matches_torch(kwargs):
-    _run_both(optim.AdamW, torch.optim.AdamW, **kwargs)
+def test_adamw_matches_torch(torch: ModuleType, kwargs):
+    _run_both(torch, optim.AdamW, torch.optim.AdamW, **kwargs)
 
 
 def test_linear_decay_is_micrograds_schedule():
