@@ -130,13 +130,12 @@ def test_default_optimizer_uses_the_losss_rate_decaying_to_a_tenth() -> None:
     assert opt.current_lr() == pytest.approx(0.1 * train.DEFAULT_LR["mse", "sgd"])
 
 
-@pytest.mark.parametrize("mode", train.MODES)
-def test_mse_at_its_default_rate_does_not_diverge_on_moons(mode: str) -> None:
-    # At sgd's old default of 1.0, mse on the CLI's moons overflowed by step 2.
+def test_mse_at_its_default_rate_converges_on_moons() -> None:
+    # At sgd's old default of 1.0, mse on the demo's moons overflowed at step 2. (Eager runs the same
+    # numbers: test_eager_and_batched_give_the_same_run.)
     model, X, y, _ = _demo()
-    steps = 100 if mode == "batched" else 4
-    history = fit(model, X, y, loss="mse", steps=steps, mode=mode, l2=1e-4)
-    assert history.loss[-1] < history.loss[0]
+    history = fit(model, X, y, loss="mse", steps=100, l2=1e-4)
+    assert history.loss[-1] < 0.3 * history.loss[0] and history.accuracy[-1] > 0.9
 
 
 # ----- divergence -------------------------------------------------------------------------------------
