@@ -388,7 +388,8 @@ def _dead_pid() -> int:
 def test_the_next_save_removes_temp_files_a_killed_save_left(tmp_path):
     path = tmp_path / "model.json"
     stale = [tmp_path / ".model.json.k3x9_q.tmp",  # an older save's mkstemp name
-             tmp_path / f".model.json.{_dead_pid()}-0a1b2c3d.tmp"]  # its writer is gone
+             tmp_path / f".model.json.{_dead_pid()}-0a1b2c3d.tmp",  # its writer is gone
+             tmp_path / f".model.json.{'9' * 30}-0a1b2c3d.tmp"]  # no process has that pid
     kept = [tmp_path / f".model.json.{os.getppid()}-0a1b2c3d.tmp",  # its writer may still be writing
             tmp_path / ".other.json.k3x9_q.tmp",  # another file's
             tmp_path / "model.json.tmp"]  # not a name save makes

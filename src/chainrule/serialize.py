@@ -21,6 +21,7 @@ it builds anything, and turns every problem into a ModelFileError naming the fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -62,7 +63,8 @@ def save(model: Module, path: str | os.PathLike[str]) -> Path:
     text = to_json(model)
     for stale in _temp_files(target):
         if not _alive(stale):
-            stale.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # sweeping is a courtesy: never a reason not to save
+                stale.unlink(missing_ok=True)
     tmp, fd = _create_temp(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -107,7 +109,7 @@ def _alive(tmp: Path) -> bool:
         return True  # NOTE: on Windows os.kill(pid, 0) would send Ctrl-C; keep the file instead
     try:
         os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: digits no pid can have
         return False
     except OSError:
         return True  # it exists, but belongs to someone else
@@ -132,7 +134,7 @@ def _decode(text: str) -> Any:
         return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except ModelFileError:
         raise
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # json.JSONDecodeError, mostly
         raise ModelFileError(f"not valid JSON (truncated or corrupt?): {e}") from None
     except RecursionError:
         # json's parser recurses once per [ or {; a model file nests three deep.
