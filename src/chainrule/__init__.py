@@ -1,6 +1,7 @@
 """chainrule: a scalar autograd engine to learn backpropagation with."""
 
 from .engine import RULES, Rule, Value, enable_grad, linear, no_grad, topological_order
+from .export import from_torch, to_torch  # torch itself is imported only when one of them runs
 from .functional import grad, hessian, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
 from .serialize import load, save
@@ -22,6 +23,7 @@ __all__ = [
     "Rule",
     "Value",
     "check_graph",
+    "from_torch",
     "enable_grad",
     "grad",
     "hessian",
@@ -31,6 +33,7 @@ __all__ = [
     "no_grad",
     "numerical_grad",
     "save",
+    "to_torch",
     "topological_order",
     "value_and_grad",
 ]
