@@ -1,13 +1,15 @@
-"""chainrule.export: to_torch / from_torch, and torch kept optional."""
+"""chainrule.export: to_torch / from_torch, torch kept optional, and the DDP example's step-0 gradient."""
 
 from __future__ import annotations
 
 import importlib
 import itertools
 import math
+import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ torch = importlib.import_module("torch") if REQUIRE else pytest.importorskip("to
 nn = torch.nn
 
 ROOT = Path(__file__).parent.parent
+DDP_EXAMPLE = ROOT / "examples" / "06_ddp.py"
 LAYOUTS = [(1, [1]), (3, [4]), (2, [8, 1]), (3, [5, 3]), (2, [16, 16, 1]), (4, [6, 5, 2])]
 
 
@@ -314,3 +317,49 @@ def test_the_torch_extra_keeps_the_exact_pin():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'torch = ["torch==2.13.0"]' in text
 
+
+# ----- the DDP example ------------------------------------------------------------------------------
+
+
+def test_ddp_step0_gradient_is_the_full_batch_gradient(tmp_path):
+    """Two processes, three steps: DDP's averaged gradient at step 0 is chainrule's full-batch one,
+    and the weights DDP trained are those of full-batch SGD in chainrule."""
+    steps = 3
+    env = {**os.environ, "CHAINRULE_OUT": str(tmp_path), "CHAINRULE_DDP_STEPS": str(steps)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(DDP_EXAMPLE)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    print(f"06_ddp.py, 2 processes, {steps} steps: {seconds:.1f} s")
+
+    # The reference, built here from scratch: the demo's data and model, full batch, loss.backward().
+    X, labels = make_moons(n_samples=100, noise=0.1, random_state=1337)
+    y = labels * 2 - 1
+    model = MLP(2, [16, 16, 1], "relu", "linear", bias_init="zero", rng=random.Random(1337))
+
+    def full_batch_loss():
+        return hinge(model([Value(X[:, 0]), Value(X[:, 1])]), y) + l2(model.parameters(), 1e-4)
+
+    full_batch_loss().backward()
+    reference = {name: p.grad for name, p in model.named_parameters()}
+    assert all(math.isfinite(g) for g in reference.values()) and any(g != 0.0 for g in reference.values())
+
+    saved = torch.load(tmp_path / "06_ddp_step0_grads.pt")
+    averaged = _by_chainrule_name([(saved[f"{i}.weight"], saved[f"{i}.bias"]) for i in (0, 2, 4)])
+    assert averaged.keys() == reference.keys()
+    gap = max(abs(averaged[k] - reference[k]) for k in reference)
+    assert gap < 1e-10, f"DDP's step-0 gradient is {gap:.1e} away from the full-batch gradient"
+
+    # The same steps in chainrule, full batch (step 0's gradient is already in .grad).
+    for k in range(steps):
+        if k:
+            model.zero_grad()
+            full_batch_loss().backward()
+        for p in model.parameters():
+            p.data -= (1.0 - 0.9 * k / steps) * p.grad
+    trained = torch.load(tmp_path / "06_ddp_model.pt")
+    ddp_weights = _by_chainrule_name([(trained[f"{i}.weight"], trained[f"{i}.bias"]) for i in (0, 2, 4)])
+    drift = max(abs(ddp_weights[name] - p.data) for name, p in model.named_parameters())
+    assert drift < 1e-10, f"DDP's weights after {steps} steps are {drift:.1e} away from full-batch SGD's"
+    assert f"after {steps} steps on 2 processes, scored by chainrule" in proc.stdout
