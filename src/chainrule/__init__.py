@@ -1,5 +1,6 @@
 """chainrule: a scalar autograd engine to learn backpropagation with."""
 
+from .compile import compile  # NumPy is imported by the first compile, not with chainrule
 from .engine import RULES, Rule, Value, enable_grad, linear, no_grad, topological_order
 from .export import from_torch, to_torch  # torch itself is imported only when one of them runs
 from .functional import grad, hessian, value_and_grad
@@ -23,6 +24,7 @@ __all__ = [
     "Rule",
     "Value",
     "check_graph",
+    "compile",
     "from_torch",
     "enable_grad",
     "grad",

@@ -1,0 +1,324 @@
+"""Compile a built graph into a short array program: capture it once, replay it fast.
+
+`prog = chainrule.compile(loss)` reads the graph behind `loss` once and plans a program, plain data that
+`print(prog)` shows; `prog()` replays its forward and backward on NumPy arrays (chainrule.replay) without
+building a single node. The plan is made in three small steps, each a function here:
+
+    capture    the graph as numbered nodes (topological order): op, parents, kind, depth
+    vectorize  nodes with the same op at the same depth become one instruction over all of them
+    fuse       a layer's `linear` nodes that share their inputs become one matrix product
+
+A node's depth is 1 + its deepest parent's (leaves are 0), so every node of one depth can run at once.
+The per-example graph of micrograd's demo (~10⁴ nodes) becomes a few dozen array instructions; a level
+with a single node stays a single instruction on plain floats (a chain has one node per level).
+No derivative is written here: replay runs `RULES[op]` on the gathered arrays.
+
+This module imports no NumPy (`import chainrule` stays light); chainrule.replay does, on the first compile.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .engine import RULES, Value, topological_order
+
+if TYPE_CHECKING:
+    from .replay import Program
+
+NUMBER = 0  # a node's kind: NUMBER for a plain float, n > 0 for a batch of n examples
+
+
+class Graph(NamedTuple):
+    """A captured graph: node i has op `ops[i]` ("" for a leaf), parents `parents[i]` (node numbers, in
+    the op's order), kind `kinds[i]` and depth `depths[i]`. Parents come before their children."""
+
+    nodes: list[Value]
+    ops: list[str]
+    parents: list[tuple[int, ...]]
+    kinds: list[int]
+    depths: list[int]
+
+
+class Group(NamedTuple):
+    """Nodes with one op, at one depth, whose parents have the same kinds: one instruction."""
+
+    op: str
+    nodes: list[int]
+
+
+class Product(NamedTuple):
+    """`linear` nodes forming a grid: node (r, c) is b[r] + W[r]·x[:, c], so all of them are b + W @ x.
+    `grid` is rows × cols node numbers; `b` has a node per row, `w` one per row and input, `x` one per
+    input and column. With batches for x there is one column, and the batch is x's second axis."""
+
+    grid: list[list[int]]
+    b: list[int]
+    w: list[list[int]]
+    x: list[list[int]]
+
+
+class Instruction(NamedTuple):
+    """One line of the program: `op` (a key of RULES) over `size` nodes at once, written to slots
+    `out`, ..., `out + size - 1` of the buffer of `kind`. Operand i holds one slot per node, in the buffer
+    of kind `arg_kinds[i]`. A fused product has `grid` = (rows, cols) and three operands: b (rows slots),
+    W (rows × n, row by row) and x (n × cols, row by row); its outputs are stored row by row."""
+
+    op: str
+    kind: int
+    out: int
+    size: int
+    arg_kinds: tuple[int, ...]
+    args: tuple[tuple[int, ...], ...]
+    grid: tuple[int, int] | None = None
+
+
+class Plan(NamedTuple):
+    """A whole program: the instructions in order, and where everything lives. Buffer `kind` has
+    `sizes[kind]` slots, the leaves of that kind first (`leaves[kind]`, read before every run)."""
+
+    instructions: list[Instruction]
+    leaves: dict[int, list[Value]]
+    sizes: dict[int, int]
+    root: tuple[int, int]  # (kind, slot)
+    labels: dict[tuple[int, int], str]  # labelled nodes, for error messages and print(prog)
+    outputs: dict[int, tuple[int, int]]  # id(node) -> (kind, slot), for prog.value(node)
+    nodes: int
+
+
+def compile(root: Value, outputs: Iterable[Value] = ()) -> Program:  # as torch.compile
+    """Capture the graph behind `root` as a program: `prog()` recomputes `root` from its leaves' current
+    `.data`, returns it as a float, and adds d(root)/d(leaf) into every leaf's `.grad`, as
+    `root.backward()` would; `prog.forward()` computes the value only; `print(prog)` shows the program.
+
+    The leaves are the program's inputs (parameters, data and constants alike): assign new numbers to
+    their `.data` between runs. The structure is fixed: a leaf whose data changes kind (number or batch)
+    or batch length is an error, and the cure is to compile again. `outputs` are other nodes of the graph
+    whose values `prog.value(node)` reads after a run (a model's scores, say).
+    """
+    from .replay import Program  # NumPy is imported here, on first use
+
+    return Program(plan(root, outputs))
+
+
+def plan(root: Value, outputs: Iterable[Value] = ()) -> Plan:
+    """capture → vectorize → fuse → slots: the program behind `compile(root)`, as plain data."""
+    graph = capture(root)
+    wanted = list(outputs)
+    steps = fuse(graph, vectorize(graph))
+    return _allocate(graph, steps, wanted)
+
+
+def capture(root: Value) -> Graph:
+    """Number the nodes of root's graph in topological order (no recursion: any depth works)."""
+    if not isinstance(root, Value):
+        raise TypeError(f"compile needs a Value, got {type(root).__name__}: {root!r}")
+    if not isinstance(root.data, float):
+        raise ValueError(f"compile needs a number at the root (backward does); reduce the batch first "
+                         f"(.sum(), .mean()): {root!r}")
+    nodes = topological_order(root)
+    number = {node: i for i, node in enumerate(nodes)}  # keyed by identity: Value defines no __eq__
+    parents = [tuple(map(number.__getitem__, node.parents)) for node in nodes]
+    del number
+    ops = [node.op if node.parents else "" for node in nodes]
+    for node, op in zip(nodes, ops, strict=True):
+        if op and op not in RULES:
+            raise ValueError(f"compile: no rule for op {op!r} in chainrule.RULES: {node!r}")
+    kinds = [NUMBER if type(node.data) is float else _kind(node) for node in nodes]
+    depths: list[int] = []
+    for ps in parents:
+        depths.append(1 + max(map(depths.__getitem__, ps)) if ps else 0)
+    return Graph(nodes, ops, parents, kinds, depths)
+
+
+def _kind(node: Value) -> int:
+    data: Any = node.data
+    if isinstance(data, float):
+        return NUMBER
+    if getattr(data, "ndim", None) == 1 and len(data) > 0:
+        return len(data)
+    raise TypeError(f"compile: a node's data must be a float or a 1-D array, got {type(data).__name__}: "
+                    f"{node!r}")
+
+
+def vectorize(graph: Graph) -> list[Group]:
+    """Nodes with the same op and depth, whose parents have the same kinds, become one Group; groups run
+    depth by depth (every parent is computed at a smaller depth), in order of first appearance."""
+    groups: dict[tuple[int, str, int, tuple[int, ...]], list[int]] = {}
+    kinds = graph.kinds
+    for i, (op, ps) in enumerate(zip(graph.ops, graph.parents, strict=True)):
+        if ps:
+            key = (graph.depths[i], op, kinds[i], tuple(map(kinds.__getitem__, ps)))
+            groups.setdefault(key, []).append(i)
+    ordered = sorted(groups.items(), key=lambda item: item[0][0])  # stable: first appearance within a depth
+    return [Group(key[1], nodes) for key, nodes in ordered]
+
+
+def fuse(graph: Graph, groups: list[Group]) -> list[Group | Product]:
+    """A group of `linear` nodes that form a grid (every row's b and weights meet every column's inputs,
+    each pair once) becomes one Product: a layer of neurons on a batch, or on every example at once.
+    Weights and biases must be numbers; the inputs numbers, or batches with one column."""
+    return [_product(graph, g) or g if g.op == "linear" else g for g in groups]
+
+
+def _product(graph: Graph, group: Group) -> Product | None:
+    ps = [graph.parents[i] for i in group.nodes]
+    n = (len(ps[0]) - 1) // 2
+    kinds = [graph.kinds[p] for p in ps[0]]
+    if any(kinds[: n + 1]) or len(set(kinds[n + 1 :])) != 1:
+        return None  # a weight or bias is a batch, or the inputs mix numbers and batches
+    rows: dict[tuple[int, ...], int] = {}
+    cols: dict[tuple[int, ...], int] = {}
+    where = {(rows.setdefault(p[: n + 1], len(rows)), cols.setdefault(p[n + 1 :], len(cols))): i
+             for i, p in zip(group.nodes, ps, strict=True)}
+    if len(where) != len(group.nodes) or len(rows) * len(cols) != len(where):
+        return None  # not a full grid: some neuron misses some example (or a node repeats)
+    if kinds[-1] != 0 and len(cols) > 1:
+        return None  # batches as inputs: one column, the batch is the product's other axis
+    grid = [[where[r, c] for c in range(len(cols))] for r in range(len(rows))]
+    row_keys, col_keys = list(rows), list(cols)
+    return Product(grid, [k[0] for k in row_keys], [list(k[1:]) for k in row_keys],
+                   [[k[j] for k in col_keys] for j in range(n)])
+
+
+def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Value]) -> Plan:
+    """Give every node a slot in the buffer of its kind: leaves first, then each instruction's outputs
+    side by side (so an instruction writes one contiguous block); then write operands as slots."""
+    sizes: dict[int, int] = {}
+    slot: list[int] = [0] * len(graph.nodes)
+
+    def place(nodes: Iterable[int]) -> int:
+        first = -1
+        for i in nodes:
+            k = graph.kinds[i]
+            slot[i] = sizes.get(k, 0)
+            sizes[k] = slot[i] + 1
+            first = slot[i] if first < 0 else first
+        return first
+
+    leaves: dict[int, list[Value]] = {}
+    for i, ps in enumerate(graph.parents):
+        if not ps:
+            place([i])
+            leaves.setdefault(graph.kinds[i], []).append(graph.nodes[i])
+    instructions = []
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple of operand kinds for many instructions
+    for step in steps:
+        if isinstance(step, Product):
+            flat = [i for row in step.grid for i in row]
+            out = place(flat)
+            b, w = tuple(slot[i] for i in step.b), tuple(slot[i] for row in step.w for i in row)
+            x = tuple(slot[i] for row in step.x for i in row)
+            instructions.append(Instruction("linear", graph.kinds[flat[0]], out, len(flat),
+                                            (NUMBER, NUMBER, graph.kinds[step.x[0][0]]), (b, w, x),
+                                            (len(step.grid), len(step.grid[0]))))
+            continue
+        nodes = step.nodes
+        if len(nodes) > 1:  # in the order of their parents' slots: gathers then are often plain slices
+            nodes = sorted(nodes, key=lambda i: [slot[p] for p in graph.parents[i]])
+        out = place(nodes)
+        first = graph.parents[nodes[0]]
+        kinds = tuple(graph.kinds[p] for p in first)
+        arg_kinds = shared.setdefault(kinds, kinds)
+        args = tuple(tuple(slot[graph.parents[i][j]] for i in nodes) for j in range(len(first)))
+        instructions.append(Instruction(step.op, graph.kinds[nodes[0]], out, len(nodes), arg_kinds, args))
+    where = {id(node): (graph.kinds[i], slot[i]) for i, node in enumerate(graph.nodes) if node.label}
+    labels = {where[id(node)]: node.label for node in graph.nodes if node.label}
+    number = {id(node): i for i, node in enumerate(graph.nodes)} if outputs else {}
+    for node in outputs:
+        if id(node) not in number:
+            raise ValueError(f"compile: an output is not a node of the root's graph: {node!r}")
+    found = {id(node): (graph.kinds[number[id(node)]], slot[number[id(node)]]) for node in outputs}
+    root = len(graph.nodes) - 1
+    return Plan(instructions, leaves, sizes, (graph.kinds[root], slot[root]), labels, found,
+                len(graph.nodes))
+
+
+# ----- print(prog): the program as text -------------------------------------------------------------
+
+
+def format_plan(plan: Plan) -> str:
+    """The program, one instruction a line with shapes, forward then backward, in the spirit of a jaxpr."""
+    owner: dict[tuple[int, int], int] = {}  # (kind, slot) -> the instruction that writes it
+    for j, ins in enumerate(plan.instructions):
+        for s in range(ins.out, ins.out + ins.size):
+            owner[ins.kind, s] = j
+    leaf_names = {(k, s): _leaf_name(leaf) for k, ls in plan.leaves.items() for s, leaf in enumerate(ls)}
+
+    def name(kind: int, slots: Sequence[int], shape: str) -> str:
+        sources = [owner.get((kind, s)) for s in slots]
+        if all(j is None for j in sources):  # leaves
+            names = [leaf_names[kind, s] for s in slots]
+            if len(names) <= 4:
+                text = names[0] if len(names) == 1 else f"({', '.join(names)})"
+            else:
+                stems = {re.sub(r"\d+$", "", n) for n in names}
+                text = stems.pop() if len(stems) == 1 and not _is_number(names[0]) else "inputs"
+        elif len(set(sources)) == 1 and sources[0] is not None:
+            j = sources[0]
+            ins = plan.instructions[j]
+            offsets = [s - ins.out for s in slots]
+            if offsets == list(range(ins.size)):
+                return f"%{j}"  # a whole earlier result: its shape is on its own line
+            text = f"%{j}[{offsets[0]}]" if len(offsets) == 1 else f"%{j}[…]"
+        else:
+            found = sorted({j for j in sources if j is not None})
+            text = "{" + ", ".join(f"%{j}" for j in found[:4]) + (", …" if len(found) > 4 else "")
+            text += ", inputs}" if None in sources else "}"
+        return text + shape
+
+    def shape(dims: Sequence[int], kind: int) -> str:
+        full = [d for d in dims if d != 1 or len(dims) > 1] + ([kind] if kind else [])
+        return f"[{'×'.join(map(str, full))}]" if full else ""
+
+    lines = []
+    counts = {k: len(ls) for k, ls in sorted(plan.leaves.items())}
+    described = ", ".join(f"{n} number{'s' * (n != 1)}" if k == 0 else f"{n} batch{'es' * (n != 1)} of {k}"
+                          for k, n in counts.items())
+    lines.append(f"program: {plan.nodes} nodes, {len(plan.instructions)} instructions each way; "
+                 f"inputs: {described}")
+    forward, backward = [], []
+    for j, ins in enumerate(plan.instructions):
+        if ins.grid is None:
+            dims = [ins.size]
+            operands = [name(k, a, shape(dims, k)) for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
+            forward.append(f"%{j} = {ins.op} {', '.join(operands)} -> {shape(dims, ins.kind) or 'number'}")
+            grads = ", ".join("∂" + o for o in operands)
+            notes = [n for n, hit in (("scatter-add", any(len(set(a)) < len(a) for a in ins.args)),
+                                      ("summed over the batch", any(k == 0 for k in ins.arg_kinds)
+                                       and ins.kind != 0)) if hit]
+            formula = RULES[ins.op].formula
+            backward.append(f"{grads} += ∂%{j} · ({formula})" + (f"  [{'; '.join(notes)}]" if notes else ""))
+        else:
+            rows, cols = ins.grid
+            nin = len(ins.args[1]) // rows
+            b = name(0, ins.args[0], shape([rows], 0))
+            w = name(0, ins.args[1], f"[{rows}×{nin}]")
+            kx = ins.arg_kinds[2]
+            x = name(kx, ins.args[2], shape([nin, cols] if cols > 1 else [nin], kx))
+            out = shape([rows, cols] if cols > 1 else [rows], ins.kind) or "number"
+            forward.append(f"%{j} = linear {b}, {w} @ {x} -> {out}")
+            backward.append(f"∂{b}, ∂{w}, ∂{x} += Σ ∂%{j}, ∂%{j} @ xᵀ, wᵀ @ ∂%{j}  "
+                            f"({RULES['linear'].formula})")
+    lines.append("forward")
+    lines += ["  " + line for line in forward]
+    root = plan.instructions and owner.get(plan.root)
+    lines.append(f"backward, from ∂{f'%{root}' if root is not None and root is not False else 'root'} = 1")
+    lines += ["  " + line for line in reversed(backward)]
+    lines.append("then each input's .grad += its ∂")
+    return "\n".join(lines)
+
+
+def _leaf_name(leaf: Value) -> str:
+    if leaf.label:
+        return leaf.label
+    return repr(leaf.data) if isinstance(leaf.data, float) else "input"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

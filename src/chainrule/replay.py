@@ -1,0 +1,305 @@
+"""Run a compiled program (chainrule.compile) on NumPy arrays: forward, then backward, no node built.
+
+Every value lives in a buffer of its kind: one float64 vector for the numbers, one matrix per batch length
+(a row per node). An instruction gathers its operands from the buffers, runs its op's rule from `RULES` on
+them, and writes its outputs as one block. Backward walks the instructions in reverse: it asks the same
+rule for the local derivatives, multiplies them by the outputs' gradient (the chain rule, in
+`_Stacked.backward`), and scatter-adds each product into the parents' gradients (`np.add.at` where a
+parent appears twice). A fused product is `linear`'s rule on matrices: its local derivatives are x and W,
+and the sums over the shared index are matrix products.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .batch import ARRAY_MATH
+from .compile import NUMBER, Instruction, Plan, format_plan
+from .engine import FLOAT_MATH, RULES, Value, linear
+
+Array = NDArray[np.float64]
+_data = operator.attrgetter("data")
+
+
+def _namespace(**overrides: Any) -> Any:
+    """ARRAY_MATH with a few functions replaced (a plain object: lookups as fast as ARRAY_MATH's)."""
+    math = type("Math", (), {})()
+    for name in dir(ARRAY_MATH):
+        if not name.startswith("_"):
+            setattr(math, name, getattr(ARRAY_MATH, name))
+    for name, f in overrides.items():
+        setattr(math, name, f)
+    return math
+
+
+# Stacked operands hold one row per node (numbers: a vector, batches: a matrix), so a batch's sum is
+# along its rows. A fused product's operands are matrices b (a column), W and x: linear is b + W @ x.
+_STACKED = _namespace(sum=lambda x: x.sum(axis=1) if np.ndim(x) == 2 else x)
+_MATRIX = _namespace(linear=lambda b, wx: b + wx[0] @ wx[1])
+
+
+class Program:
+    """A compiled graph (see `chainrule.compile`). Call it for the value and the gradients.
+
+    A program reuses its buffers from run to run: don't run one program from two threads at once.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.inputs = [leaf for kind in sorted(plan.leaves) for leaf in plan.leaves[kind]]
+        self._values = {k: np.zeros((n,) if k == NUMBER else (n, k)) for k, n in plan.sizes.items()}
+        self._grads = {k: np.zeros_like(v) for k, v in self._values.items()}
+        self._steps = [_step(ins) for ins in plan.instructions]
+        self._numbers = plan.leaves.get(NUMBER, [])
+        self._batches = [(k, ls) for k, ls in plan.leaves.items() if k != NUMBER]
+
+    def __len__(self) -> int:
+        """The number of forward instructions (backward has as many)."""
+        return len(self._steps)
+
+    def __str__(self) -> str:
+        return format_plan(self.plan)
+
+    def __repr__(self) -> str:
+        return f"<chainrule.compile program: {self.plan.nodes} nodes, {len(self)} instructions>"
+
+    def forward(self) -> float:
+        """The root's value from the leaves' current data (no gradients)."""
+        self._read_inputs()
+        values = self._values
+        step = None
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is silent, as for floats
+                for step in self._steps:
+                    step.forward(values)
+        except (ArithmeticError, ValueError) as err:
+            assert step is not None
+            self._explain(step.ins, err)
+        kind, slot = self.plan.root
+        return float(values[kind][slot])
+
+    def __call__(self) -> float:
+        """The root's value, and d(root)/d(leaf) added into every leaf's `.grad` (as `root.backward()`)."""
+        out = self.forward()
+        values, grads = self._values, self._grads
+        for g in grads.values():
+            g.fill(0.0)
+        kind, slot = self.plan.root
+        grads[kind][slot] = 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for step in reversed(self._steps):
+                step.backward(values, grads)
+        self._write_grads()
+        return out
+
+    def value(self, node: Value) -> Any:
+        """The value of `node` (one of `compile`'s `outputs`) in the last run: a float, or an array."""
+        if id(node) not in self.plan.outputs:
+            raise ValueError(f"not an output of this program (pass it in compile(root, outputs=[...])): "
+                             f"{node!r}")
+        kind, slot = self.plan.outputs[id(node)]
+        return float(self._values[kind][slot]) if kind == NUMBER else self._values[kind][slot].copy()
+
+    # ----- inputs and outputs -----
+
+    def _read_inputs(self) -> None:
+        leaves = self._numbers
+        try:
+            self._values[NUMBER][: len(leaves)] = np.fromiter(map(_data, leaves), np.float64, len(leaves))
+        except (TypeError, ValueError):  # fromiter takes numbers only: a batch of any length is refused
+            for leaf in leaves:
+                if getattr(leaf.data, "ndim", 0) != 0:
+                    raise self._changed(leaf, NUMBER) from None
+            raise
+        for kind, leaves in self._batches:
+            rows = self._values[kind]
+            for j, leaf in enumerate(leaves):
+                x = leaf.data
+                if not isinstance(x, np.ndarray) or x.shape != (kind,):
+                    raise self._changed(leaf, kind)
+                rows[j] = x
+
+    def _changed(self, leaf: Value, kind: int) -> ValueError:
+        was = "a number" if kind == NUMBER else f"a batch of {kind}"
+        x: Any = leaf.data
+        now = f"a batch of {len(x)}" if getattr(x, "ndim", 0) == 1 else f"{type(x).__name__} {x!r}"
+        label = f" {leaf.label!r}" if leaf.label else ""
+        return ValueError(f"compiled program: input{label} held {was} when compiled and now holds {now}; "
+                          f"a program's structure is fixed, so compile the graph again (chainrule.compile)")
+
+    def _write_grads(self) -> None:
+        grads = self._grads
+        numbers = self._numbers
+        for leaf, g in zip(numbers, grads[NUMBER][: len(numbers)].tolist(), strict=True):
+            leaf.grad += g
+        for kind, leaves in self._batches:
+            rows = grads[kind]
+            for j, leaf in enumerate(leaves):
+                leaf.grad = leaf.grad + rows[j]  # a new array: never a view of this program's buffers
+
+    def _explain(self, ins: Instruction, err: Exception) -> None:
+        """Raise the engine's own error for the first node of `ins` that fails (its message names the op
+        and the Values): the op is run again, node by node, through Value on the current numbers."""
+        labels = self.plan.labels
+
+        def leaf(kind: int, slot: int) -> Value:
+            row = self._values[kind][slot]
+            return Value(float(row) if kind == NUMBER else row.copy(), labels.get((kind, slot), ""))
+
+        for parents in _node_operands(ins):
+            _eager(ins.op, [leaf(k, s) for k, s in parents])  # raises the engine's error, naming the op
+        raise type(err)(f"{ins.op} failed ({err})") from None
+
+
+def _node_operands(ins: Instruction) -> list[list[tuple[int, int]]]:
+    """Each node's parents as (kind, slot), in the op's order."""
+    if ins.grid is None:
+        return [[(k, a[i]) for k, a in zip(ins.arg_kinds, ins.args, strict=True)] for i in range(ins.size)]
+    rows, cols = ins.grid
+    b, w, x = ins.args
+    n, kx = len(w) // rows, ins.arg_kinds[2]
+    return [[(0, b[r]), *((0, w[r * n + j]) for j in range(n)), *((kx, x[j * cols + c]) for j in range(n))]
+            for r in range(rows) for c in range(cols)]
+
+
+_BINARY = {"+": operator.add, "*": operator.mul, "/": operator.truediv, "**": operator.pow}
+
+
+def _eager(op: str, parents: list[Value]) -> Value:
+    if op == "linear":
+        n = (len(parents) - 1) // 2
+        return linear(parents[1 : n + 1], parents[n + 1 :], parents[0])
+    if op in _BINARY:
+        return _BINARY[op](*parents)  # type: ignore[no-any-return]
+    return getattr(parents[0], op)()  # type: ignore[no-any-return]  # exp, log, tanh, ..., sum
+
+
+# ----- the three kinds of instruction --------------------------------------------------------------------
+
+
+def _step(ins: Instruction) -> _Numbers | _Stacked | _Product:
+    if ins.grid is not None:
+        return _Product(ins)
+    if ins.size == 1 and ins.kind == NUMBER and not any(ins.arg_kinds):
+        return _Numbers(ins)
+    return _Stacked(ins)
+
+
+class _Numbers:
+    """A single node on plain floats (a level of the graph with one node: a chain, a running sum)."""
+
+    __slots__ = ("args", "ins", "out", "rule")
+
+    def __init__(self, ins: Instruction) -> None:
+        self.ins, self.rule, self.out = ins, RULES[ins.op], ins.out
+        self.args = tuple(a[0] for a in ins.args)
+
+    def forward(self, values: dict[int, Array]) -> None:
+        v = values[NUMBER]
+        v[self.out] = self.rule.forward(FLOAT_MATH, *map(v.item, self.args))
+
+    def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
+        v, g = values[NUMBER], grads[NUMBER]
+        grad = g.item(self.out)
+        local = self.rule.local(FLOAT_MATH, v.item(self.out), *map(v.item, self.args))
+        for parent, d in zip(self.args, local):  # noqa: B905 (the rule gives one per parent)
+            g[parent] += d * grad
+
+
+class _Operand:
+    """Where an instruction's operand comes from: its slots, as a slice when they are contiguous (a view,
+    no copy), and how to add gradients back into them (`np.add.at` only when a slot repeats)."""
+
+    __slots__ = ("column", "index", "kind", "repeats")
+
+    def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
+        self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
+        first = slots[0]
+        if slots == tuple(range(first, first + len(slots))):
+            self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))
+        else:
+            self.index = np.array(slots, dtype=np.intp)
+        self.repeats = len(set(slots)) < len(slots)
+
+    def gather(self, values: dict[int, Array]) -> Array:
+        x = values[self.kind][self.index]
+        return x[:, None] if self.column else x
+
+    def add(self, grads: dict[int, Array], g: Array) -> None:
+        if self.column:
+            g = g.sum(axis=1)  # one number shared by a batch: its gradient is the sum over the batch
+        if self.repeats:  # then index is an array (a slice never repeats)
+            np.add.at(grads[self.kind], self.index, g)  # type: ignore[arg-type]
+        else:
+            grads[self.kind][self.index] += g
+
+
+class _Stacked:
+    """One op over many nodes: operands gathered into arrays, one row per node."""
+
+    __slots__ = ("ins", "operands", "out", "rule", "saved", "to_column")
+
+    def __init__(self, ins: Instruction) -> None:
+        self.ins, self.rule = ins, RULES[ins.op]
+        self.out = slice(ins.out, ins.out + ins.size)
+        self.operands = [_Operand(k, a, k == NUMBER and ins.kind != NUMBER)
+                         for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
+        # A batch reduced to a number (sum): the output's gradient meets the batch as a column.
+        self.to_column = ins.kind == NUMBER and any(ins.arg_kinds)
+        self.saved: tuple[Any, list[Array]] = (None, [])
+
+    def forward(self, values: dict[int, Array]) -> None:
+        xs = [o.gather(values) for o in self.operands]
+        out = self.rule.forward(_STACKED, *xs)
+        values[self.ins.kind][self.out] = out
+        self.saved = (out, xs)
+
+    def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
+        out, xs = self.saved
+        grad = grads[self.ins.kind][self.out]
+        if self.to_column:
+            grad = grad[:, None]
+        for operand, local in zip(self.operands, self.rule.local(_STACKED, out, *xs)):  # noqa: B905
+            operand.add(grads, local * grad)  # the chain rule: local derivative times the output's grad
+
+
+class _Product:
+    """A layer of `linear` nodes as b + W @ x (W: rows × n weights, x: n inputs × columns or × batch)."""
+
+    __slots__ = ("b", "ins", "out", "rule", "saved", "shape", "w", "wshape", "x", "xshape")
+
+    def __init__(self, ins: Instruction) -> None:
+        self.ins, self.rule = ins, RULES["linear"]
+        rows, cols = ins.grid or (0, 0)
+        n = len(ins.args[1]) // rows
+        self.out = slice(ins.out, ins.out + ins.size)
+        self.shape = (rows, cols) if ins.kind == NUMBER else (rows, ins.kind)
+        self.b, self.w, self.x = (_Operand(k, a, False) for k, a in zip(ins.arg_kinds, ins.args, strict=True))
+        self.saved: tuple[Any, ...] = ()
+        self.wshape = (rows, n)
+        self.xshape = (n, cols) if ins.arg_kinds[2] == NUMBER else (n, ins.arg_kinds[2])
+
+    def forward(self, values: dict[int, Array]) -> None:
+        b = self.b.gather(values)[:, None]
+        w = self.w.gather(values).reshape(self.wshape)
+        x = self.x.gather(values).reshape(self.xshape)
+        out = self.rule.forward(_MATRIX, b, w, x)
+        values[self.ins.kind][self.out] = out.reshape(-1) if self.ins.kind == NUMBER else out
+        self.saved = (out, b, w, x)
+
+    def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
+        out, b, w, x = self.saved
+        grad = grads[self.ins.kind][self.out].reshape(self.shape)
+        db, dw, dx = self.rule.local(_MATRIX, out, b, w, x)  # linear's rule: 1, then x, then W
+        # The chain rule for every node at once: each sum over the shared index is a matrix product.
+        self.b.add(grads, (db * grad).sum(axis=1))
+        self.w.add(grads, (grad @ dw.T).reshape(-1))
+        dxs = dx.T @ grad
+        self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs)
+
+
+

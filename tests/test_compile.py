@@ -1,0 +1,402 @@
+"""chainrule.compile: the plan (capture, vectorize, fuse) and the program it replays, against backward()."""
+
+from __future__ import annotations
+
+import math
+import operator
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule import RULES, Value, linear, losses
+from chainrule.compile import Product, capture, fuse, plan, vectorize
+from chainrule.data import make_moons
+from chainrule.nn import MLP
+
+# ----- random graphs: every op in RULES, numbers and batches, shared subexpressions -------------------
+
+BINARY: dict[str, Callable[[Any, Any], Any]] = {"+": operator.add, "*": operator.mul, "/": operator.truediv,
+                                                "**": operator.pow}
+
+
+def _smallest(x: Value) -> float:
+    return float(np.min(np.abs(x.data)))
+
+
+def _tame(out: Value) -> bool:
+    """No overflow and no huge numbers: the comparison is about the program, not about inf - inf."""
+    data = np.asarray(out.data)
+    return bool(np.all(np.isfinite(data)) and np.max(np.abs(data)) <= 1e4)
+
+
+def _node(rng: random.Random, op: str, pool: list[Value]) -> Value | None:
+    """A node for `op` on operands from the pool (None where the op would sit on a kink or has no use);
+    raises where the op is outside its domain."""
+    a, b = rng.choice(pool), rng.choice(pool)
+    if op == "**":  # either side a Value: Value ** Value (positive base), Value ** number, number ** Value
+        side = rng.random()
+        if side < 0.4:
+            return (a * a + 0.5) ** b
+        return a ** rng.choice([2.0, 3.0, -1.0, 0.5]) if side < 0.7 else rng.uniform(0.5, 2.0) ** b
+    if op in BINARY:
+        side, c = rng.random(), rng.uniform(-2.0, 2.0)
+        if side < 0.15:  # a plain number on either side
+            return BINARY[op](c, b) if side < 0.07 else BINARY[op](a, c)
+        return BINARY[op](a, b)
+    if op == "linear":
+        n = rng.randint(1, 4)
+        return linear([rng.choice(pool) for _ in range(n)], [rng.choice(pool) for _ in range(n)],
+                      rng.choice(pool))
+    if op in ("relu", "abs") and _smallest(a) <= 1e-6:
+        return None  # off the kink: the two ways of adding may put a value on either side of it
+    if op == "sum":
+        return a.sum() if type(a.data) is not float else None
+    return getattr(a, op)()  # type: ignore[no-any-return]
+
+
+def random_graph(rng: random.Random, batch: int) -> tuple[Value, list[Value], set[str]]:
+    """A random graph over a few leaves (numbers, and batches of `batch` if batch > 0). Operands are
+    drawn from every node made so far, so subexpressions are shared. Returns (root, leaves, ops used)."""
+    leaves = [Value(rng.uniform(0.3, 2.0) * rng.choice([-1, 1]), label=f"p{i}")
+              for i in range(rng.randint(2, 5))]
+    if batch:
+        leaves += [Value(np.array([rng.uniform(0.3, 2.0) * rng.choice([-1, 1]) for _ in range(batch)]))
+                   for _ in range(rng.randint(1, 3))]
+    pool = list(leaves)
+    used: set[str] = set()
+    ops = [op for op in RULES if op != "sum" or batch]
+    for _ in range(rng.randint(4, 25)):
+        op = rng.choice(ops)
+        try:
+            node = _node(rng, op, pool)
+        except (ArithmeticError, ValueError):
+            continue  # outside the op's domain
+        if node is not None and _tame(node):
+            pool.append(node)
+            used.add(op)
+    # The root: a number, from a few of the nodes (batches summed), so most of the graph is reached.
+    picks = rng.sample(pool[len(leaves):] or pool, min(3, len(pool) - len(leaves)) or 1)
+    root = Value(0.0, "zero")
+    for node in picks:
+        root = root + (node.sum() if type(node.data) is not float else node)
+    return root, leaves, used
+
+
+def _close(a: Any, b: Any, rel: float = 1e-12, scale: float = 0.0) -> bool:
+    """Equal to `rel`, relative to each entry, or to `scale` (the graph's largest gradient) for entries that
+    are sums cancelling to ~0, where the order of additions alone moves the last bits."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return bool(np.all(np.abs(a - b) <= rel * np.maximum(np.maximum(np.abs(a), np.abs(b)), scale)))
+
+
+def _grads(leaves: list[Value]) -> list[Any]:
+    return [np.copy(leaf.grad) for leaf in leaves]
+
+
+def _check_against_backward(root: Value, leaves: list[Value]) -> None:
+    for leaf in leaves:
+        leaf.grad = 0.0
+    root.backward()
+    expected = _grads(leaves)
+    prog = chainrule.compile(root)
+    for leaf in leaves:
+        leaf.grad = 0.0
+    value = prog()
+    assert _close(value, root.data), (value, root.data, str(prog))
+    scale = max(1.0, *(float(np.max(np.abs(g))) for g in expected))
+    for leaf, want in zip(leaves, expected, strict=True):
+        assert _close(leaf.grad, want, scale=scale), (leaf, want, str(prog))
+    assert _close(prog.forward(), root.data)
+
+
+@pytest.mark.parametrize("batch", [0, 1, 3])
+def test_random_graphs_equal_backward(batch: int) -> None:
+    rng = random.Random(1000 + batch)
+    used: set[str] = set()
+    for _ in range(400):
+        root, leaves, ops = random_graph(rng, batch)
+        used |= ops
+        _check_against_backward(root, leaves)
+    # 1,200 graphs over the three settings; every op in RULES was drawn in each setting
+    assert used == set(RULES) - ({"sum"} if batch == 0 else set())
+
+
+def test_random_graphs_accumulate_and_see_new_data() -> None:
+    """Leaves' grads accumulate over calls, as with backward(); new data in the leaves is read each call."""
+    rng = random.Random(7)
+    for _ in range(50):
+        root, leaves, _ = random_graph(rng, 2)
+        prog = chainrule.compile(root)
+        for leaf in leaves:
+            leaf.grad = 0.0
+        prog()
+        once = _grads(leaves)
+        prog()
+        assert all(_close(leaf.grad, 2 * g) for leaf, g in zip(leaves, once, strict=True))
+        # move every leaf a little, then compare with a fresh eager build of the same graph
+        for leaf in leaves:
+            leaf.data = leaf.data * 1.01 if type(leaf.data) is float else np.asarray(leaf.data) * 1.01
+        try:
+            value = prog.forward()
+        except (ArithmeticError, ValueError):
+            continue  # the nudge left some op's domain: the error is tested separately
+        assert math.isfinite(value)
+
+
+# ----- the seeds' neuron, and print(prog) -----------------------------------------------------------
+
+
+def _seeds_neuron() -> tuple[Value, list[Value]]:
+    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
+    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
+    b = Value(6.8813735870195432, "b")
+    return (x1 * w1 + x2 * w2 + b).tanh(), [x1, x2, w1, w2, b]
+
+
+def test_seeds_neuron_program_and_gradients() -> None:
+    o, leaves = _seeds_neuron()
+    prog = chainrule.compile(o)
+    assert prog() == pytest.approx(0.7071067811865476, rel=1e-15)
+    assert [leaf.grad for leaf in leaves] == pytest.approx([-1.5, 0.5, 1.0, 0.0, 0.5], rel=1e-12)
+    text = str(prog)
+    assert "%0 = * (x1, x2)[2], (w1, w2)[2] -> [2]" in text  # the two products at depth 1 are one
+    assert "%3 = tanh %2 -> number" in text
+    assert "∂%2 += ∂%3 · (∂/∂x = 1 - tanh²(x))" in text  # the rule's own formula, from RULES
+    assert text.index("forward") < text.index("backward")
+    assert len(prog) == 4
+
+
+def test_print_shows_fused_layers_with_shapes() -> None:
+    X, y = make_moons(n_samples=100, noise=0.1, random_state=0)
+    model = MLP(2, [16, 16, 1], activation="relu", output_activation="linear", bias_init="zero",
+                rng=random.Random(0))
+    scores = model([Value(X[:, 0]), Value(X[:, 1])])
+    loss = losses.hinge(scores, 2 * y - 1) + losses.l2(model.parameters(), 1e-4)
+    text = str(chainrule.compile(loss))
+    assert "linear b[16], w[16×2] @ (input, input)[2×100] -> [16×100]" in text
+    assert "%3 = relu %1 -> [16×100]" in text  # a whole earlier result, in the order it was written
+    assert "%5 = linear b[16], w[16×16] @ %3 -> [16×100]" in text
+    assert "%2 = linear 0.0, inputs[1×337] @ inputs[337] -> number" in text  # l2: Σ p·p, one product
+
+
+# ----- the passes, separately ------------------------------------------------------------------------
+
+
+def _demo_graph(batched: bool) -> tuple[Value, MLP]:
+    np.random.seed(1337)
+    random.seed(1337)
+    X, y = make_moons(n_samples=100, noise=0.1)
+    model = MLP(2, [16, 16, 1], "relu", "linear", bias_init="zero")
+    if batched:
+        scores: Any = model([Value(X[:, 0]), Value(X[:, 1])])
+    else:
+        scores = [model([Value(a), Value(b)]) for a, b in X]
+    return losses.hinge(scores, 2 * y - 1) + losses.l2(model.parameters(), 1e-4), model
+
+
+def test_capture_numbers_nodes_parents_first_with_depths() -> None:
+    o, _ = _seeds_neuron()
+    g = capture(o)
+    assert len(g.nodes) == 10 and g.nodes[-1] is o
+    for i, ps in enumerate(g.parents):
+        assert all(p < i for p in ps)
+        assert g.depths[i] == (1 + max(g.depths[p] for p in ps) if ps else 0)
+    assert {g.nodes[i].label for i, ps in enumerate(g.parents) if not ps} == {"x1", "x2", "w1", "w2", "b"}
+
+
+def test_vectorize_groups_same_op_same_depth() -> None:
+    loss, _ = _demo_graph(batched=False)
+    g = capture(loss)
+    groups = vectorize(g)
+    assert len(g.nodes) > 7000  # the per-example graph: 100 examples × 33 neurons, and the loss
+    assert len(groups) == 111  # 3 layers, 2 relus, the hinge's 3 ops, 99 + 1 for the mean, l2 and 2 more
+    sizes = sorted((len(gr.nodes) for gr in groups), reverse=True)
+    assert sizes[:2] == [1600, 1600]  # a layer of 16 neurons on 100 examples, and its relus
+    for gr in groups:  # one op and one depth per group; depths never decrease
+        assert len({g.ops[i] for i in gr.nodes}) == 1 and len({g.depths[i] for i in gr.nodes}) == 1
+    depths = [g.depths[gr.nodes[0]] for gr in groups]
+    assert depths == sorted(depths)
+    # the running sum of the 100 hinge terms: one node per level, 99 single-node groups of +
+    assert sum(1 for gr in groups if gr.op == "+" and len(gr.nodes) == 1) >= 99
+
+
+def test_fuse_makes_each_layer_one_product() -> None:
+    for batched, shapes in ((True, [(16, 1), (16, 1), (1, 1), (1, 1)]),
+                            (False, [(16, 100), (16, 100), (1, 100), (1, 1)])):
+        loss, _ = _demo_graph(batched)
+        g = capture(loss)
+        steps = fuse(g, vectorize(g))
+        products = [s for s in steps if isinstance(s, Product)]
+        got = sorted(((len(p.grid), len(p.grid[0])) for p in products), reverse=True)
+        assert got == sorted(shapes, reverse=True)  # three layers and the l2 sum of squares
+        assert not any(getattr(s, "op", "") == "linear" for s in steps)  # every linear group fused
+        for p in products:  # node (r, c) really is b[r] + w[r]·x[:, c]
+            for r, row in enumerate(p.grid):
+                for c, i in enumerate(row):
+                    n = len(p.w[r])
+                    assert g.parents[i] == (p.b[r], *p.w[r], *(p.x[j][c] for j in range(n)))
+
+
+def test_fuse_leaves_a_partial_grid_alone() -> None:
+    w = [Value(1.0), Value(2.0)]
+    xs = [[Value(3.0), Value(4.0)], [Value(5.0), Value(6.0)]]
+    b = Value(0.5)
+    n1, n2, n3 = linear(w, xs[0], b), linear(w, xs[1], b), linear([Value(7.0), w[1]], xs[0], b)
+    root = n1 + n2 + n3  # rows {w, w'} × cols {xs0, xs1} would need 4 nodes; there are 3
+    g = capture(root)
+    steps = fuse(g, vectorize(g))
+    assert not any(isinstance(s, Product) for s in steps)
+    _check_against_backward(root, [*w, *xs[0], *xs[1], b])
+
+
+def test_demo_instruction_counts() -> None:
+    eager, _ = _demo_graph(batched=False)
+    batched, _ = _demo_graph(batched=True)
+    assert len(plan(eager).instructions) == 111
+    assert len(plan(batched).instructions) == 14
+
+
+# ----- the demo trained through compile --------------------------------------------------------------
+
+
+def _train(mode: str, steps: int) -> list[float]:
+    np.random.seed(1337)
+    random.seed(1337)
+    X, y = make_moons(n_samples=100, noise=0.1)
+    model = MLP(2, [16, 16, 1], "relu", "linear", bias_init="zero")
+    params = model.parameters()
+
+    def build() -> Value:
+        scores = model([Value(X[:, 0]), Value(X[:, 1])])
+        return losses.hinge(scores, 2 * y - 1) + losses.l2(params, 1e-4)
+
+    prog = chainrule.compile(build()) if mode == "compiled" else None
+    history = []
+    for k in range(steps):
+        model.zero_grad()
+        if prog is None:
+            loss = build()
+            loss.backward()
+            history.append(loss.data)
+        else:
+            history.append(prog())
+        lr = 1.0 - 0.9 * k / 100
+        for p in params:
+            p.data -= lr * p.grad
+    return history + [p.data for p in params]
+
+
+def test_demo_trained_through_compile_matches_batched() -> None:
+    compiled, batched = _train("compiled", 100), _train("batched", 100)
+    assert np.allclose(compiled, batched, rtol=1e-9, atol=1e-12)
+    assert compiled[99] < 0.05  # and it learned (micrograd's demo ends near 0.01)
+
+
+# ----- structure fixed at capture, and errors ------------------------------------------------------------
+
+
+def test_new_batch_of_same_length_is_seen() -> None:
+    w, x = Value(2.0, "w"), Value(np.array([1.0, 2.0, 3.0]), "x")
+    loss = (w * x).sum()
+    prog = chainrule.compile(loss)
+    assert prog() == 12.0 and w.grad == 6.0
+    x.data = np.array([0.0, 0.0, 1.0])
+    w.grad, x.grad = 0.0, 0.0
+    assert prog() == 2.0 and w.grad == 1.0
+    assert list(x.grad) == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("new", [np.array([1.0, 2.0]), np.array([1.0]), 3.0])
+def test_leaf_changing_kind_or_length_asks_to_compile_again(new: Any) -> None:
+    w, x = Value(2.0, "w"), Value(np.array([1.0, 2.0, 3.0]), "x")
+    prog = chainrule.compile((w * x).sum())
+    x.data = new
+    with pytest.raises(ValueError, match=r"input 'x' held a batch of 3 .* compile the graph again"):
+        prog()
+
+
+@pytest.mark.parametrize("new", [np.array([1.0, 2.0]), np.array([1.0])])
+def test_number_becoming_a_batch_asks_to_compile_again(new: Any) -> None:
+    w, x = Value(2.0, "w"), Value(np.array([1.0, 2.0, 3.0]), "x")
+    prog = chainrule.compile((w * x).sum())
+    w.data = new
+    with pytest.raises(ValueError, match=r"input 'w' held a number .* compile the graph again"):
+        prog.forward()
+
+
+def test_domain_errors_name_the_op_like_the_engine() -> None:
+    x = Value(2.0, "x")
+    prog = chainrule.compile(x.log() + x)
+    x.data = -1.0
+    with pytest.raises(ValueError, match=r"log of non-positive input.*label='x'"):
+        prog()
+    y = Value(1.0, "y")
+    z = Value(np.array([1.0, 2.0]), "z")
+    prog = chainrule.compile((z / y).sum())
+    y.data = 0.0
+    with pytest.raises(ZeroDivisionError, match=r"division by zero.*label='y'"):
+        prog.forward()
+    # the same error in a vectorized instruction names the failing node, not the whole group
+    a, b = Value(1.0, "a"), Value(2.0, "b")
+    prog = chainrule.compile(a.log() + b.log())
+    b.data = 0.0
+    with pytest.raises(ValueError, match=r"log of non-positive input.*label='b'"):
+        prog()
+
+
+def test_bad_roots_and_outputs_are_refused() -> None:
+    with pytest.raises(TypeError, match="compile needs a Value"):
+        chainrule.compile(3.0)  # type: ignore[arg-type]
+    x = Value(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"number at the root .*\.sum\(\)"):
+        chainrule.compile(x * 2.0)
+    a = Value(1.0)
+    with pytest.raises(ValueError, match="not a node of the root's graph"):
+        chainrule.compile(a * 2.0, outputs=[Value(5.0)])
+    prog = chainrule.compile(a * 2.0)
+    with pytest.raises(ValueError, match="not an output of this program"):
+        prog.value(a)
+
+
+def test_value_reads_outputs_of_the_last_run() -> None:
+    w, x = Value(2.0, "w"), Value(np.array([1.0, -2.0]), "x")
+    s = w * x
+    prog = chainrule.compile(s.relu().sum(), outputs=[s])
+    prog()
+    assert list(prog.value(s)) == [2.0, -4.0]
+    w.data = -1.0
+    prog.forward()
+    assert list(prog.value(s)) == [-1.0, 2.0]
+
+
+def test_a_leaf_as_root() -> None:
+    a = Value(3.0)
+    prog = chainrule.compile(a)
+    assert prog() == 3.0 and a.grad == 1.0
+    assert len(prog) == 0
+
+
+def test_deep_chain_compiles_and_runs_without_recursion() -> None:
+    """10⁶ links of y = y*1.0001 + 0.0001 (4×10⁶ nodes) at Python's default recursion limit."""
+    x = Value(1.0, "x")
+    y = x
+    for _ in range(10**6):
+        y = y * 1.0001 + 0.0001
+    prog = chainrule.compile(y)
+    assert len(prog) == 2 * 10**6
+    value = prog()
+    assert value == pytest.approx(y.data, rel=1e-12)
+    assert x.grad == pytest.approx(1.0001**10**6, rel=1e-9)
+
+
+def test_import_chainrule_does_not_import_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, chainrule; chainrule.compile; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
