@@ -1,0 +1,101 @@
+"""Pictures of a training run: the decision boundary of a classifier, and its loss and accuracy curves.
+
+    from chainrule.viz.plots import decision_boundary, training_curves
+    decision_boundary(model, X, y)            # a matplotlib Figure: shows in Jupyter, .savefig(path) to keep
+    training_curves(fit(model, X, y))
+
+Figures are made with `matplotlib.figure.Figure`, not pyplot: no global figure list to leak into, no
+backend to choose, nothing shown or printed. They are 150 dpi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from chainrule.nn import MLP
+from chainrule.train import History, class_scores
+
+DPI = 150
+# Grid points per side. The grid is scored batched and without a graph (chainrule.train.class_scores), so
+# even a model trained eagerly gets a fine grid; the boundary is then drawn through each class's margin,
+# a smooth function: straight where the network is (relu nets are piecewise linear), not stair-stepped.
+RESOLUTION = 300
+
+
+def class_colours(n_classes: int) -> npt.NDArray[np.float64]:
+    """One RGBA colour per class: tab10's distinct colours up to 10 classes, then evenly along turbo."""
+    if n_classes <= 10:
+        return np.asarray(colormaps["tab10"](np.arange(n_classes)), dtype=np.float64)
+    return np.asarray(colormaps["turbo"](np.linspace(0.05, 0.95, n_classes)), dtype=np.float64)
+
+
+def _margins(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """For each class k: z_k - max_{j≠k} z_j, positive exactly where k is predicted.
+
+    Between classes k and j the two margins are z_k - z_j and z_j - z_k, zero on the same line: each
+    boundary is a level set of a smooth function (not of the class index, whose 0.5, 1.5, ... levels
+    stack up where class 0 meets class 6)."""
+    order = np.sort(scores, axis=0)
+    top, second = order[-1], order[-2]
+    best_other = np.where(scores == top, second, top)
+    return np.asarray(scores - best_other, dtype=np.float64)
+
+
+def decision_boundary(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.ArrayLike, *, title: str = "",
+                      resolution: int = RESOLUTION) -> Figure:
+    """The classes `model` predicts over the plane around the points X (n, 2), with the points coloured
+    by their labels y, one thin line between regions, and a legend of the classes."""
+    points, labels = np.asarray(X, dtype=np.float64), np.asarray(y)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"decision_boundary draws 2-D points: X must have shape (n, 2), got {points.shape}")
+    if labels.shape != (len(points),):
+        raise ValueError(f"y must hold one label per point: {len(points)} points, y of shape {labels.shape}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 2 <= resolution <= 2000:
+        raise ValueError(f"resolution must be an integer in [2, 2000], got {resolution!r}")
+    (x0, y0), (x1, y1) = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
+    xx, yy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    scores = class_scores(model, np.c_[xx.ravel(), yy.ravel()])
+    margins = _margins(scores).reshape(-1, *xx.shape)
+    n_classes = max(len(margins), int(labels.max()) + 1)
+    colours = class_colours(n_classes)
+
+    fig = Figure(figsize=(7.2, 4.8), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for k, margin in enumerate(margins):
+        if margin.max() > 0:  # class k wins somewhere on the grid
+            ax.contourf(xx, yy, margin, levels=[0, float(margin.max())], colors=[colours[k]], alpha=0.3)
+    for margin in margins:
+        if margin.min() < 0 < margin.max():
+            ax.contour(xx, yy, margin, levels=[0], colors="0.25", linewidths=0.8)
+    for k in range(n_classes):
+        mine = labels == k
+        if mine.any():
+            ax.scatter(points[mine, 0], points[mine, 1], s=28, color=colours[k], edgecolors="0.15",
+                       linewidths=0.5, label=f"class {k}", zorder=3)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), title=title, xlabel="x₀", ylabel="x₁")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="points")
+    return fig
+
+
+def training_curves(history: History, *, title: str = "") -> Figure:
+    """The loss (log scale) and the training accuracy, step by step."""
+    if not history.loss:
+        raise ValueError("training_curves needs a history of at least one step")
+    fig = Figure(figsize=(9.6, 4.0), dpi=DPI, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    steps = range(len(history.loss))
+    left.plot(steps, history.loss, color="tab:red")
+    left.set(yscale="log", xlabel="step", ylabel="loss (log scale)", title="loss")
+    right.plot(steps, [100 * a for a in history.accuracy], color="tab:blue")
+    right.set(xlabel="step", ylabel="accuracy (%)", ylim=(0, 102), title="training accuracy")
+    axes: list[Any] = [left, right]
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig

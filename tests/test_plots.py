@@ -1,0 +1,139 @@
+"""chainrule.viz.plots: the decision boundary and the training curves, as figures and as PNG pixels."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import matplotlib.image
+import numpy as np
+import pytest
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+
+from chainrule.data import make_moons
+from chainrule.nn import MLP
+from chainrule.train import History, fit
+from chainrule.viz.plots import DPI, class_colours, decision_boundary, training_curves
+
+
+def _linear(weights: list[list[float]], biases: list[float]) -> MLP:
+    """A one-layer model with the given weights: its boundaries are known lines."""
+    model = MLP(2, [len(weights)], "linear", "linear")
+    for neuron, w, b in zip(model.layers[0].neurons, weights, biases, strict=True):
+        neuron.w[0].data, neuron.w[1].data = w
+        neuron.b.data = b
+    return model
+
+
+def _pixels(fig: Figure) -> np.ndarray:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    buffer.seek(0)
+    return np.asarray(matplotlib.image.imread(buffer, format="png"))[..., :3]
+
+
+def _boundary_vertices(fig: Figure) -> np.ndarray:
+    (ax,) = fig.axes[:1]
+    lines = [c for c in ax.collections if isinstance(c, ContourSet) and not c.filled]
+    return np.concatenate([p.vertices for c in lines for p in c.get_paths() if len(p.vertices)])
+
+
+POINTS = np.array([[-1.0, -1.0], [1.0, 1.0], [-1.0, 0.5], [1.0, -0.5]])
+
+
+def test_a_figure_at_150_dpi_with_a_legend_of_the_classes() -> None:
+    X, y = make_moons(40, noise=0.1, random_state=0)
+    model = MLP(2, [8, 1], "relu", "linear", rng=random.Random(0))
+    fig = decision_boundary(model, X, y, title="moons")
+    assert isinstance(fig, Figure) and fig.dpi == DPI == 150
+    ax = fig.axes[0]
+    assert ax.get_title() == "moons"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class 0", "class 1"]
+    pixels = _pixels(fig)
+    assert pixels.shape[:2] == (720, 1080)
+    assert (pixels < 0.95).any(axis=-1).mean() > 0.3  # regions are filled, not a blank canvas
+
+
+def test_the_boundary_is_where_the_score_is_zero_not_a_staircase() -> None:
+    # score = x0 + 2·x1 - 0.3: the boundary is that line. A boundary traced from the predicted classes
+    # on a grid would be off by up to a grid cell, in steps.
+    model = _linear([[1.0, 2.0]], [-0.3])
+    vertices = _boundary_vertices(decision_boundary(model, POINTS, [0, 1, 1, 0], resolution=50))
+    assert len(vertices) >= 2
+    assert np.abs(vertices[:, 0] + 2 * vertices[:, 1] - 0.3).max() < 1e-9
+
+
+def test_class_0_meeting_class_6_is_one_thin_line() -> None:
+    # Seven outputs; only class 0 (left of x0 = 0) and class 6 (right) ever win. Contours of the class
+    # index drew six lines there (levels 0.5 ... 5.5), a thick black band.
+    weights = [[-1.0, 0.0]] + [[0.0, 0.0]] * 5 + [[1.0, 0.0]]
+    model = _linear(weights, [0.0] + [-5.0] * 5 + [0.0])
+    fig = decision_boundary(model, POINTS, [0, 6, 0, 6], resolution=101)
+    vertices = _boundary_vertices(fig)
+    assert np.abs(vertices[:, 0]).max() < 1e-9  # every line drawn lies on x0 = 0
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["class 0", "class 6"]
+    # In pixels: across the middle row, the dark line is at most ~2 px wide (0.8 pt at 150 dpi).
+    pixels = _pixels(fig)
+    row = pixels[pixels.shape[0] // 2, :, :]
+    dark = np.flatnonzero(row.mean(axis=-1) < 0.45)
+    frame = dark[(dark > 200) & (dark < 900)]  # inside the axes, away from its frame
+    assert 1 <= len(frame) <= 3, frame
+
+
+def test_a_model_trained_eagerly_gets_a_boundary_where_its_score_is_zero() -> None:
+    X, y = make_moons(20, noise=0.1, random_state=1)
+    model = MLP(2, [4, 1], "relu", "linear", rng=random.Random(0))
+    fit(model, X, y, steps=3, mode="eager")
+    vertices = _boundary_vertices(decision_boundary(model, X, y))
+    # Scored one point at a time, eagerly, as it was trained: ~0 all along the line drawn (a relu kink
+    # inside a grid cell bends the true line within that cell only).
+    scores = np.array([model(list(v)).data for v in vertices])  # type: ignore[union-attr]
+    assert len(vertices) > 100
+    assert np.abs(scores).max() < 1e-2
+
+
+def test_plotting_builds_no_graph_and_changes_no_weight() -> None:
+    model = _linear([[1.0, 2.0]], [-0.3])
+    before = [(p.data, p.grad) for p in model.parameters()]
+    decision_boundary(model, POINTS, [0, 1, 1, 0], resolution=20)
+    assert [(p.data, p.grad) for p in model.parameters()] == before
+
+
+def test_plots_print_nothing_and_leave_pyplot_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    open_before = plt.get_fignums()
+    decision_boundary(_linear([[1.0, 2.0]], [-0.3]), POINTS, [0, 1, 1, 0], resolution=20)
+    training_curves(History([1.0, 0.5], [0.5, 1.0]))
+    assert plt.get_fignums() == open_before
+    assert capsys.readouterr() == ("", "")
+
+
+def test_class_colours_are_distinct_for_many_classes() -> None:
+    for n in (2, 7, 12):
+        colours = class_colours(n)
+        assert colours.shape == (n, 4)
+        assert len({tuple(np.round(c, 3)) for c in colours}) == n
+
+
+def test_training_curves_show_loss_on_a_log_scale_and_accuracy_in_percent() -> None:
+    fig = training_curves(History([1.0, 0.1, 0.01], [0.5, 0.75, 1.0]), title="run")
+    left, right = fig.axes
+    assert left.get_yscale() == "log"
+    assert list(left.get_lines()[0].get_ydata()) == [1.0, 0.1, 0.01]
+    assert list(right.get_lines()[0].get_ydata()) == [50.0, 75.0, 100.0]
+    assert _pixels(fig).shape[:2] == (600, 1440)
+
+
+@pytest.mark.parametrize(("call", "words"), [
+    (lambda m: decision_boundary(m, np.zeros((4, 3)), [0, 1, 0, 1]), r"X must have shape \(n, 2\)"),
+    (lambda m: decision_boundary(m, np.zeros((0, 2)), []), r"X must have shape \(n, 2\)"),
+    (lambda m: decision_boundary(m, POINTS, [0, 1]), "one label per point: 4 points"),
+    (lambda m: decision_boundary(m, POINTS, [0, 1, 1, 0], resolution=1), r"resolution must be an integer"),
+    (lambda m: decision_boundary(m, POINTS, [0, 1, 1, 0], resolution=1e3), r"resolution must be an integer"),
+    (lambda m: training_curves(History()), "at least one step"),
+])
+def test_bad_input_is_refused_with_a_clear_message(call, words: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=words):
+        call(_linear([[1.0, 2.0]], [-0.3]))
