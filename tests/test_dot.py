@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import random
 import re
 
 import numpy as np
@@ -12,8 +13,9 @@ from conftest import HAVE_DOT, demo_mlp, seeds_expression, seeds_neuron
 
 from chainrule import Value
 from chainrule.engine import topological_order
+from chainrule.nn import MLP
 from chainrule.viz import GraphTooLargeError, Group, draw_dot, to_html, trace_model
-from chainrule.viz.dot import FILL, NEGATIVE, POSITIVE, escape_record, show
+from chainrule.viz.dot import BUNDLE, FILL, NEGATIVE, POSITIVE, escape_record, layout, show
 
 # ----- draw_dot ----------------------------------------------------------------------------------
 
@@ -189,3 +191,21 @@ def test_show_writes_any_number_a_graph_holds() -> None:
     assert show(np.zeros((2, 3))) == "[2 x 3] 0.0000 0.0000 0.0000 …"
     assert show(float("inf")) == "inf"
     assert len(show(object())) <= 40  # anything else: its own text, cut short, never an error
+
+
+def test_layer_to_layer_edges_past_the_bundle_size_are_one_bundle() -> None:
+    model, loss, _ = demo_mlp()
+    trace = trace_model(model, [1.2, -0.4])
+    out = trace.output
+    assert isinstance(out, Value)
+    by_neuron = layout(out, params=trace.params, inputs=trace.inputs, groups=trace.neurons)
+    (bundle,) = by_neuron.bundles  # L0 -> L1 only: x -> L0 has 32 edges, L1 -> L2 has 16
+    assert len(bundle.edges) == 256 and BUNDLE == 32
+    assert bundle.sources == [f"g{k}" for k in range(16)]
+    assert bundle.targets == [f"g{k}" for k in range(16, 32)]
+    assert by_neuron.dot.source.count('class=bundled') == 256  # laid out still, shown on request
+    assert layout(out, params=trace.params, groups=trace.layers).bundles == []  # one edge per layer pair
+    small = trace_model(MLP(2, [4, 4, 1], rng=random.Random(0)), [1.0, 2.0])
+    assert isinstance(small.output, Value)
+    assert layout(small.output, groups=small.neurons).bundles == []  # 16 edges: drawn one by one
+    del loss

@@ -386,3 +386,43 @@ def test_every_label_lies_inside_its_box(browser: Any, dejavu_browser: Any, tmp_
     if graph == "neuron":
         shot(page, f"neuron-long-label-{fonts}")
     page.close()
+
+
+# ----- many edges between two layers: one bundle, expandable -------------------------------------
+
+VISIBLE_BUNDLED = """() => [...document.querySelectorAll('#graph g.edge.bundled')]
+  .filter((e) => e.getBoundingClientRect().width > 0).length"""
+
+
+def test_mlp_layer_to_layer_edges_are_one_bundle_until_clicked(browser: Any, tmp_path: Path) -> None:
+    loss, trace = demo_mlp()
+    html = long_labels(tmp_path, "mlp-neurons")
+    page = open_page(browser, html)
+    bundle = page.locator("#graph g.bundle")
+    assert bundle.count() == 1  # L0 -> L1: 16 x 16 edges; x -> L0 (32) and L1 -> L2 (16) stay edges
+    assert bundle.locator("text").text_content() == "256 edges · click to show"
+    assert page.locator("#graph g.edge.bundled").count() == 256
+    assert page.evaluate(VISIBLE_BUNDLED) == 0
+    assert page.locator("#graph g.edge:not(.bundled)").count() > 0
+    level = "document.getElementById('bundle0').scrollIntoView({block: 'center', inline: 'center'})"
+    page.evaluate(level)
+    shot(page, "mlp-1280-bundled")
+
+    bundle.locator("polygon").click()
+    assert page.evaluate(VISIBLE_BUNDLED) == 256
+    assert bundle.locator("text").text_content() == "256 edges · click to hide"
+    page.evaluate(level)
+    shot(page, "mlp-1280-bundle-open")
+    bundle.locator("polygon").click()
+    assert page.evaluate(VISIBLE_BUNDLED) == 0
+
+    # Stepping backward along a hidden edge lights up its bundle.
+    data = page.evaluate("JSON.parse(document.getElementById('graph-data').textContent)")
+    edges = set(data["bundles"][0]["edges"])
+    k = next(k for k, s in enumerate(data["steps"]) if s[8] in edges)
+    page.click("#reset")
+    page.evaluate("(n) => { for (let i = 0; i < n; i++) document.getElementById('step').click(); }", k + 2)
+    assert "flow" in (bundle.get_attribute("class") or "")
+    page.click("#step")
+    assert not page.errors
+    del loss, trace

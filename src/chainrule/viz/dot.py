@@ -27,6 +27,9 @@ import graphviz
 from chainrule.engine import Value, topological_order
 
 MAX_NODES = 300
+# More edges than this between two layers of collapsed boxes, and the explorer draws them as one
+# bundle with a count (expandable): 16 neurons feeding 16 make 256 edges, a solid grey band.
+BUNDLE = 32
 
 # kind of a value -> fill colour. Outline colour and width carry the grad.
 FILL = {
@@ -138,6 +141,16 @@ class Drawing:
     # DOT node id -> (font size, its width in inches as declared, the lines of text drawn in it):
     # the explorer measures them in the browser's own font and widens boxes drawn too narrow.
     texts: dict[str, tuple[float, float, list[str]]] = field(default_factory=dict)
+    bundles: list[Bundle] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The edges between two layers of collapsed boxes, when there are more than `BUNDLE`."""
+
+    edges: list[str]  # DOT ids of the edges, drawn with class "bundled"
+    sources: list[str]  # the boxes they leave
+    targets: list[str]  # the boxes they enter
 
 
 def shown_label(text: str) -> str:
@@ -314,6 +327,7 @@ def layout(
 
     # Edges parent -> op of the child, one per (child, slot): `a + a` gets two edges.
     edge: dict[tuple[int, int], str] = {}
+    drawn: dict[str, tuple[str, str]] = {}  # DOT edge id -> (tail, head), in drawing order
     merged: dict[tuple[str, str], str] = {}  # edges touching a collapsed box are drawn once
     for i, v in enumerate(order):
         for slot, p in enumerate(v.parents):
@@ -325,15 +339,34 @@ def layout(
                 key = (src, dst)
                 if key not in merged:
                     merged[key] = f"c{len(merged)}"
-                    dot.edge(src, dst, id=merged[key])
+                    drawn[merged[key]] = key
                 edge[(i, slot)] = merged[key]
             else:
                 edge[(i, slot)] = f"e{i}_{slot}"
-                dot.edge(src, dst, id=f"e{i}_{slot}")
+                drawn[f"e{i}_{slot}"] = (src, dst)
+
+    # Boxes that read the same values are one layer (as trace_model's neurons are).
+    layer = {elem: tuple(id(x) for x in g.inputs) for elem, g, _ in group_info if elem in collapsed}
+    between: dict[tuple[tuple[int, ...], tuple[int, ...]], list[str]] = {}
+    for eid, (src, dst) in drawn.items():
+        if src in layer and dst in layer:
+            between.setdefault((layer[src], layer[dst]), []).append(eid)
+    bundles = [Bundle(ids, sorted({drawn[e][0] for e in ids}, key=_box_order),
+                      sorted({drawn[e][1] for e in ids}, key=_box_order))
+               for ids in between.values() if len(ids) > BUNDLE]
+    bundled = {e for b in bundles for e in b.edges}
+    for eid, (src, dst) in drawn.items():
+        # Still laid out (they rank the layers), but the explorer shows them only on request.
+        dot.edge(src, dst, id=eid, **({"class": "bundled"} if eid in bundled else {}))
 
     if legend:
         _add_legend(dot)
-    return Drawing(dot, order, index, kinds, element, edge, group_info, collapsed, texts)
+    return Drawing(dot, order, index, kinds, element, edge, group_info, collapsed, texts, bundles)
+
+
+def _box_order(elem: str) -> tuple[str, int]:
+    # `g10` after `g9`: by kind, then by number.
+    return elem[0], int(elem[1:].removesuffix("op"))
 
 
 def _add_legend(dot: graphviz.Digraph) -> None:

@@ -15,6 +15,8 @@
   let follow = false; // scroll the processed node into view once the user starts stepping
   const shown = {};   // element id -> {shape, texts: [{el, value, kind}]}
   const lit = [];     // elements currently highlighted
+  const B = D.bundles || [], bundleOf = {}; // edge id -> the bundle drawn in its place
+  B.forEach((b, k) => b.edges.forEach((e) => { bundleOf[e] = k; }));
 
   const name = (i) => V[i].label || (V[i].op ? V[i].op + ":" + V[i].data : V[i].data);
   // After ∂ or d, a name like "x1*w1 + x2*w2" needs brackets: ∂n/∂(x1*w1 + x2*w2), not ∂n/∂x1*w1 + x2*w2.
@@ -96,7 +98,10 @@
   }
 
   function mark(id, cls) {
-    const el = id && (shown[id] ? shown[id].g : svg.getElementById(id));
+    // An edge hidden in a closed bundle lights up its bundle instead.
+    const bundle = id in bundleOf && !B[bundleOf[id]].open ? B[bundleOf[id]].el : null;
+    const el = bundle || (id && (shown[id] ? shown[id].g : svg.getElementById(id)));
+    if (bundle && bundle.classList.contains(cls)) return el;
     if (el) { el.classList.add(cls); lit.push([el, cls]); }
     return el;
   }
@@ -252,6 +257,46 @@
   $("zoom-out").onclick = () => zoom(scale / 1.25);
   $("zoom-fit").onclick = () => zoom(fit());
 
+  // ---- bundles: many edges between two layers drawn as one band with a count --------------------
+  // The edges stay in the layout (they rank the layers) but are hidden; the band covers the gap
+  // between the two columns of boxes, and a click on it shows or hides the edges themselves.
+  function drawBundles() {
+    const NS = "http://www.w3.org/2000/svg", graph = svg.querySelector("g.graph");
+    const extent = (ids) => {
+      const boxes = ids.map((id) => shown[id].g.getBBox());
+      const x0 = Math.min(...boxes.map((b) => b.x)), y0 = Math.min(...boxes.map((b) => b.y));
+      return { x0, y0, x1: Math.max(...boxes.map((b) => b.x + b.width)),
+        y1: Math.max(...boxes.map((b) => b.y + b.height)) };
+    };
+    B.forEach((b, k) => {
+      const s = extent(b.from), t = extent(b.to);
+      const g = document.createElementNS(NS, "g"), band = document.createElementNS(NS, "polygon");
+      const label = document.createElementNS(NS, "text"), title = document.createElementNS(NS, "title");
+      g.setAttribute("class", "bundle");
+      g.id = "bundle" + k;
+      band.setAttribute("points", `${s.x1},${s.y0} ${t.x0},${t.y0} ${t.x0},${t.y1} ${s.x1},${s.y1}`);
+      const x = (s.x1 + t.x0) / 2, y = (Math.max(s.y0, t.y0) + Math.min(s.y1, t.y1)) / 2;
+      label.setAttribute("transform", `translate(${x},${y}) rotate(-90)`);
+      label.setAttribute("text-anchor", "middle");
+      label.setAttribute("dominant-baseline", "central");
+      title.textContent = `${b.edges.length} edges from ${b.from.length} boxes to ${b.to.length}`;
+      g.append(title, band, label);
+      graph.insertBefore(g, graph.querySelector("g.node, g.edge"));
+      g.addEventListener("click", () => openBundle(k, !b.open));
+      b.el = g; b.label = label;
+      openBundle(k, false);
+    });
+  }
+
+  function openBundle(k, open) {
+    const b = B[k];
+    b.open = open;
+    b.el.classList.toggle("open", open);
+    b.edges.forEach((e) => { const el = svg.getElementById(e); if (el) el.classList.toggle("shown", open); });
+    b.label.textContent = `${b.edges.length} edges · click to ${open ? "hide" : "show"}`;
+    highlight();
+  }
+
   // ---- boxes as wide as their text ----------------------------------------------------------
   // Graphviz sizes a box from its own table of Helvetica's widths, but the browser draws the text in
   // whatever font it finds for "Helvetica" (DejaVu Sans, 10-15% wider, where Helvetica and its
@@ -288,6 +333,7 @@
     base = { w: vb.width * 4 / 3, h: vb.height * 4 / 3 }; // Graphviz works in points; 1pt = 4/3 px
     graphBox.replaceChildren(svg);
     indexSvg();
+    drawBundles();
     // Readable first: fit the window, but never shrink 12pt labels below ~11px (scroll instead).
     zoom(Math.max(0.7, Math.min(1.25, fit())));
     level(V[D.root].el); // a tall graph opens at its output, where backward starts

@@ -59,7 +59,8 @@ def graph_data(drawing: Drawing, steps: Sequence[Step], title: str) -> dict[str,
         for elem, g, members in drawing.groups
     }
     return {"title": title, "dot": drawing.dot.source, "root": len(order) - 1, "values": values,
-            "steps": rows, "groups": groups, "texts": drawing.texts}
+            "steps": rows, "groups": groups, "texts": drawing.texts,
+            "bundles": [{"edges": b.edges, "from": b.sources, "to": b.targets} for b in drawing.bundles]}
 
 
 def _widest_grads(root: Value, steps: Sequence[Step]) -> dict[int, str]:
