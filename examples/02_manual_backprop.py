@@ -4,18 +4,11 @@ Run it as a script, or cell by cell (# %%).
 """
 
 # %%
-from chainrule import Value
+from chainrule.seeds import FIRST_GRAPH, first_graph
 
-a = Value(2.0, label="a")
-b = Value(-3.0, label="b")
-c = Value(10.0, label="c")
-f = Value(-2.0, label="f")
-e = a * b
-e.label = "e"
-d = e + c
-d.label = "d"
-L = d * f
-L.label = "L"
+# The seeds' graph, as chainrule/seeds.py writes it: e = a*b, d = e + c, L = d*f, each value labelled.
+L, v = FIRST_GRAPH.build()  # a = 2, b = -3, c = 10, f = -2; v holds every value by its label
+a, b, c, f, e, d = (v[name] for name in "abcfed")
 print(L)
 
 # %% [markdown]
@@ -51,6 +44,6 @@ assert automatic == manual
 step = 0.01
 for leaf in (a, b, c, f):
     leaf.data += step * leaf.grad
-L2 = (a * b + c) * f
+L2 = first_graph(a, b, c, f)  # the same graph on the nudged leaves
 print(f"L before: {L.data}, after a step along the gradient: {L2.data}")
 assert L2.data > L.data

@@ -8,16 +8,11 @@ Run it as a script, or cell by cell (# %%).
 import math
 
 from chainrule import Value, gradcheck
+from chainrule.seeds import NEURON, neuron, neuron_by_exp
 
-x1 = Value(2.0, label="x1")
-x2 = Value(0.0, label="x2")
-w1 = Value(-3.0, label="w1")
-w2 = Value(1.0, label="w2")
-b = Value(6.8813735870195432, label="b")  # makes n = 0.8814 and o = tanh(n) = 1/√2
-n = x1 * w1 + x2 * w2 + b
-n.label = "n"
-o = n.tanh()
-o.label = "o"
+# n = x1*w1 + x2*w2 + b, o = tanh(n), as chainrule/seeds.py writes it; b makes n = 0.8814, o = 1/√2.
+o, named = NEURON.build()
+x1, x2, w1, w2, b = (named[name] for name in NEURON.inputs)
 o.backward()
 print(f"o = {o.data:.6f}")
 for v in (x1, w1, x2, w2, b):
@@ -37,17 +32,8 @@ assert [round(v.grad, 10) for v in (x1, w1, x2, w2, b)] == [-1.5, 1.0, 0.5, 0.0,
 # gradients: backward() only needs each small op's local derivative.
 
 # %%
-def neuron_by_exp(x1, x2, w1, w2, b):
-    n = x1 * w1 + x2 * w2 + b
-    e = (2 * n).exp()
-    return (e - 1) / (e + 1)
-
-
-def neuron(x1, x2, w1, w2, b):
-    return (x1 * w1 + x2 * w2 + b).tanh()
-
-
-inputs = [2.0, 0.0, -3.0, 1.0, 6.8813735870195432]
+# neuron_by_exp (chainrule/seeds.py): n as above, e = exp(2n), o = (e - 1) / (e + 1).
+inputs = list(NEURON.inputs.values())
 leaves = [Value(x) for x in inputs]
 neuron_by_exp(*leaves).backward()
 assert all(abs(v.grad - w.grad) < 1e-12 for v, w in zip(leaves, (x1, x2, w1, w2, b), strict=True))

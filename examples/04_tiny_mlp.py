@@ -9,16 +9,12 @@ import random
 from chainrule import Value
 from chainrule.losses import mse
 from chainrule.nn import MLP
+from chainrule.seeds import TINY_XS, TINY_YS
 
 random.seed(42)  # the model draws its weights from Python's random, as the seeds do
 
-xs = [
-    [2.0, 3.0, -1.0],
-    [3.0, -1.0, 0.5],
-    [0.5, 1.0, 1.0],
-    [1.0, 1.0, -1.0],
-]
-ys = [1.0, -1.0, -1.0, 1.0]  # desired targets
+xs = [list(x) for x in TINY_XS]  # the seeds' four examples, three inputs each
+ys = list(TINY_YS)  # desired targets
 model = MLP(3, [4, 4, 1])  # tanh everywhere, like the seeds' MLP
 print(model)
 
