@@ -254,6 +254,9 @@ class _Relu(nn.ReLU):  # a subclass may compute anything in its forward: refused
     (lambda: nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 1)),
      r"module 3 \(Sigmoid\(\)\): an MLP has one activation for all hidden layers, and this layer's is "
      r"sigmoid where the first's is relu"),
+    (lambda: nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.Linear(3, 1)),
+     r"module 2 \(Linear\(in_features=3, out_features=3, bias=True\)\): an MLP has one activation for all "
+     r"hidden layers, and this layer's is linear where the first's is relu"),
     (lambda: nn.Sequential(nn.Linear(2, 0)),
      r"module 0 \(Linear\(in_features=2, out_features=0.*\) is empty"),
     (lambda: nn.Sequential(),
@@ -261,13 +264,13 @@ class _Relu(nn.ReLU):  # a subclass may compute anything in its forward: refused
     (lambda: nn.Conv2d(1, 1, 3),
      r"from_torch takes an nn.Sequential of Linear layers and activations, or one nn.Linear, got Conv2d$"),
     (lambda: nn.DataParallel(nn.Linear(2, 1)),
-     r"got DataParallel \(pass a DistributedDataParallel's .module\)"),
+     r"got DataParallel \(pass its .module\)$"),
     (lambda: MLP(2, [1], rng=random.Random(0)), r"got MLP$"),
     (lambda: nn.Sequential(nn.Linear(2, 2).to(torch.complex128)),
      r"module 0 .* has torch.complex128 weights; from_torch takes real floating-point ones"),
 ], ids=["conv2d", "gelu", "dropout", "relu-subclass", "nested", "sizes", "activation-first",
-        "two-activations", "mixed-hidden", "empty-linear", "empty", "not-sequential", "ddp-like",
-        "chainrule-model", "complex"])
+        "two-activations", "mixed-hidden", "mixed-hidden-implicit", "empty-linear", "empty",
+        "not-sequential", "ddp-like", "chainrule-model", "complex"])
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors", "ignore:Complex modules")
 def test_from_torch_refuses_what_an_mlp_cannot_express(make, message):
     net = make()
@@ -275,12 +278,13 @@ def test_from_torch_refuses_what_an_mlp_cannot_express(make, message):
         from_torch(net)
 
 
-@pytest.mark.parametrize(("part", "value"), [("weight", math.nan), ("bias", math.inf)])
-def test_from_torch_refuses_non_finite_weights(part, value):
+@pytest.mark.parametrize(("index", "part", "value"), [(2, "weight", math.nan), (2, "bias", math.inf),
+                                                   (0, "weight", -math.inf)])
+def test_from_torch_refuses_non_finite_weights(index, part, value):
     net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     with torch.no_grad():
-        getattr(net[2], part).view(-1)[0] = value
-    with pytest.raises(ValueError, match=rf"module 2 \(Linear\(.*\)\) has a non-finite {part}: "
+        getattr(net[index], part).view(-1)[0] = value
+    with pytest.raises(ValueError, match=rf"module {index} \(Linear\(.*\)\) has a non-finite {part}: "
                                          r"the model has diverged"):
         from_torch(net)
 

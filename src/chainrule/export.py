@@ -110,46 +110,49 @@ def from_torch(module: torch.nn.Module) -> MLP:
     elif type(module) is nn.Sequential:
         children = list(module.named_children())
     else:
-        hint = " (pass a DistributedDataParallel's .module)" if hasattr(module, "module") else ""
+        hint = " (pass its .module)" if hasattr(module, "module") else ""  # DistributedDataParallel
         raise ValueError("from_torch takes an nn.Sequential of Linear layers and activations, or one "
                          f"nn.Linear, got {type(module).__name__}{hint}")
     # Exact types, not isinstance: a subclass may compute something else in its forward.
     activations: dict[type, Activation] = {getattr(nn, torch_name): cast(Activation, name)
                                            for name, torch_name in _TORCH_NAMES.items()}
     known = ", ".join(["Linear", *_TORCH_NAMES.values()])
-    layers: list[tuple[nn.Linear, Activation, str]] = []  # a Linear, its activation, where it was set
+    # Per layer: its Linear, and its activation, each with the module that gave it (for errors).
+    linears: list[tuple[nn.Linear, str]] = []
+    acts: list[tuple[Activation, str]] = []  # 'linear' (given by the Linear itself) until a module says
     explicit = False  # did a module after the last Linear already set its activation?
     for name, m in children:
         where = f"module {name} ({m})"
         if isinstance(m, nn.Linear) and type(m) is nn.Linear:  # isinstance: for the type checker
-            if layers and m.in_features != layers[-1][0].out_features:
+            if linears and m.in_features != linears[-1][0].out_features:
                 raise ValueError(f"{where} takes {m.in_features} inputs, but the layer before gives "
-                                 f"{layers[-1][0].out_features}")
+                                 f"{linears[-1][0].out_features}")
             if m.in_features < 1 or m.out_features < 1:
                 raise ValueError(f"{where} is empty: an MLP layer needs at least one input and output")
-            layers.append((m, "linear", where))
+            linears.append((m, where))
+            acts.append(("linear", where))
             explicit = False
         elif type(m) in activations:
-            if not layers:
+            if not linears:
                 raise ValueError(f"{where} comes before any Linear: an MLP starts with a Linear layer")
             if explicit:
                 raise ValueError(f"{where} follows another activation: an MLP has one per layer")
-            layers[-1] = (layers[-1][0], activations[type(m)], where)
+            acts[-1] = (activations[type(m)], where)
             explicit = True
         else:
             raise ValueError(f"{where} is not something an MLP can express; from_torch knows {known}")
-    if not layers:
+    if not linears:
         raise ValueError("from_torch got an empty nn.Sequential: an MLP needs at least one Linear layer")
 
-    hidden = layers[0][1]
-    for _, activation, where in layers[1:-1]:
+    hidden = acts[0][0]
+    for activation, where in acts[1:-1]:
         if activation != hidden:
             raise ValueError(f"{where}: an MLP has one activation for all hidden layers, and this layer's "
                              f"is {activation} where the first's is {hidden}")
-    weights = [_linear_weights(m, where) for m, _, where in layers]
+    weights = [_linear_weights(m, where) for m, where in linears]
 
     # A throwaway generator: building the MLP must not draw from the caller's global `random`.
-    model = MLP(layers[0][0].in_features, [m.out_features for m, _, _ in layers], hidden, layers[-1][1],
+    model = MLP(linears[0][0].in_features, [m.out_features for m, _ in linears], hidden, acts[-1][0],
                 rng=random.Random(0))
     for layer, (w, b) in zip(model.layers, weights, strict=True):
         for neuron, row, bias in zip(layer.neurons, w, b, strict=True):
