@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from conftest import page_data, seeds_neuron
 
 from chainrule import RULES, Value
@@ -62,7 +64,39 @@ def test_explorer_shows_value_grads_and_batches() -> None:
     w.grad = Value(w.grad, "dy/dw")  # as backward(create_graph=True) leaves it
     data = page_data(to_html(y))
     by_label = {v["label"]: v for v in data["values"]}  # type: ignore[attr-defined]
-    assert by_label["x"]["data"] == "[4] 1.0000 2.0000 3.0000 …"
-    assert by_label["x"]["grad"].startswith("[4] ") and by_label["x"]["g"] == 0  # a batch: no one sign
+    assert by_label["x"]["data"] == "[1.0000, 2.0000, 3.0000, …](4)"
+    assert by_label["x"]["grad"].endswith("](4)") and by_label["x"]["g"] == 0  # a batch: no one sign
     assert by_label["w"]["grad"] == f"{w.grad.data:.4f}" and by_label["w"]["g"] == w.grad.data
     assert len(data["steps"]) == 4  # type: ignore[arg-type]
+
+
+def test_explorer_of_a_batch_not_reduced_says_what_to_do() -> None:
+    x = Value(np.array([1.0, 2.0]), "x")
+    y = x * 3.0
+    assert "data [3.0000, 6.0000](2)" in draw_dot(y).source  # drawn, without a backward pass
+    with pytest.raises(ValueError, match=r"needs a number; reduce the batch first \(\.sum\(\), \.mean\(\)\)"):
+        to_html(y)  # the explorer replays backward, which starts from one number
+
+
+def test_a_page_sorts_the_graph_once_and_replays_backward_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import chainrule.engine
+    import chainrule.viz.dot
+    import chainrule.viz.steps
+
+    calls = {"sort": 0, "backward": 0}
+
+    def counted(name: str, f: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return f(*args, **kwargs)
+        return wrapper
+
+    sort = counted("sort", chainrule.engine.topological_order)
+    for module in (chainrule.engine, chainrule.viz.dot, chainrule.viz.steps):
+        monkeypatch.setattr(module, "topological_order", sort)
+    backward = counted("backward", chainrule.engine.backward_pass)
+    monkeypatch.setattr(chainrule.viz.steps, "backward_pass", backward)
+    o, _ = seeds_neuron()
+    o.backward()
+    to_html(o)
+    assert calls == {"sort": 1, "backward": 1}

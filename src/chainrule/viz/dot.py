@@ -8,7 +8,7 @@ Additions a learner needs once graphs get real:
   (`trace_model` in `chainrule.viz.model` finds them in an MLP); `expand` opens one by name;
 - `max_nodes` refuses to draw a picture nobody could read, and says what to do instead;
 - a grad that is a Value (after `backward(create_graph=True)`) shows its data, and a batch (a
-  NumPy array) its shape and first numbers, so any graph the engine builds can be drawn.
+  NumPy array) its first numbers and length (`fmt`), so any graph the engine builds can be drawn.
 
 Node names come from the topological order, never from `id()`, so the same graph always gives
 the same DOT text, byte for byte.
@@ -25,6 +25,7 @@ from typing import Any
 import graphviz
 
 from chainrule.engine import Value, topological_order
+from chainrule.viz.steps import fmt
 
 MAX_NODES = 300
 # More edges than this between two layers of collapsed boxes, and the explorer draws them as one
@@ -44,28 +45,6 @@ POSITIVE, NEGATIVE, ZERO = "#15803d", "#b91c1c", "#6b7280"
 
 class GraphTooLargeError(ValueError):
     """The drawing would have more boxes than `max_nodes`."""
-
-
-def show(x: object) -> str:
-    """A number as the drawings write it: 4 decimals, as the seeds' draw_dot.
-
-    A Value (a grad after `backward(create_graph=True)`) shows its data; a batch (a NumPy array)
-    its length and first three numbers, `[3] 0.1000 0.2000 0.3000`, so no box grows with the batch.
-    """
-    if isinstance(x, Value):
-        return show(x.data)
-    shape = getattr(x, "shape", None)
-    if shape is not None and shape != ():
-        flat = x.ravel()  # type: ignore[attr-defined]
-        head = " ".join(f"{float(v):.4f}" for v in flat[:3])
-        return f"[{' x '.join(map(str, shape))}] {head}{' …' if flat.size > 3 else ''}"
-    try:
-        return f"{float(x):.4f}"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        # Something the engine may store that is no number (a batch's local derivative for a
-        # shared parameter): its own text, cut short, rather than no drawing at all.
-        text = " ".join(str(x).split())
-        return text if len(text) <= 40 else text[:39] + "…"
 
 
 def scalar(x: object) -> float:
@@ -209,6 +188,7 @@ def layout(
     legend: bool = False,
     grad_text: Mapping[int, str] | None = None,
     stacked: bool = False,
+    order: list[Value] | None = None,
 ) -> Drawing:
     """Build the drawing of `root`'s graph; `draw_dot` returns its `.dot`.
 
@@ -216,8 +196,9 @@ def layout(
         passes the widest text the replay will show, so Graphviz makes every box wide enough).
     stacked: label, data and grad one above the other instead of side by side (the explorer's
         boxes, so that the seeds' neuron fits a laptop screen at a readable size).
+    order: `topological_order(root)`, when the caller has it already (the explorer sorts once).
     """
-    order = topological_order(root)
+    order = topological_order(root) if order is None else order
     index = {id(v): i for i, v in enumerate(order)}
     param_ids = {id(v) for v in params} if params is not None else set()
     input_ids = {id(v) for v in inputs} if inputs is not None else None
@@ -261,7 +242,7 @@ def layout(
         )
 
     def gtext(v: Value) -> str:
-        return grad_text[id(v)] if grad_text is not None else show(v.grad)
+        return grad_text[id(v)] if grad_text is not None else fmt(v.grad)
 
     drawn_grads = [abs(scalar(order[i].grad)) for i in range(len(order)) if element[i] == f"v{i}"]
     drawn_grads += [abs(scalar(v.grad)) for _, g, _ in group_info for v in g.outputs]
@@ -286,7 +267,7 @@ def layout(
             continue
         target = clusters.get(cluster_of.get(i, ""), dot)
         fields = [escape_record(v.label)] if v.label else []  # no empty cell for unnamed values
-        numbers = [f"data {show(v.data)}", f"grad {gtext(v)}"]
+        numbers = [f"data {fmt(v.data)}", f"grad {gtext(v)}"]
         label = _record(*fields, *numbers, stacked=stacked)
         texts[f"v{i}"] = (12, 0.75, [shown_label(v.label), *numbers] if v.label else numbers)
         target.node(f"v{i}", label=label, shape="record", style="filled", fillcolor=FILL[kinds[i]],
@@ -311,11 +292,11 @@ def layout(
                 lines[0] += f" ({nparams} params)"
         if len(g.outputs) == 1:
             out = g.outputs[0]
-            rows = [f"data {show(out.data)}", f"grad {gtext(out)}"]
+            rows = [f"data {fmt(out.data)}", f"grad {gtext(out)}"]
             label = _record(title, *rows, stacked=stacked)
             style = grad_style(out.grad, biggest)
         else:
-            rows = [f"{j}: data {show(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)]
+            rows = [f"{j}: data {fmt(o.data)} grad {gtext(o)}" for j, o in enumerate(g.outputs)]
             # One row per output, under the title.
             label = _record(title, *rows, stacked=True) if stacked else _record(title, _record(*rows))
             style = {"color": "#7c3aed", "penwidth": "1.5"}

@@ -3,7 +3,7 @@
 The page holds three things inline: Graphviz compiled to WebAssembly (the vendored
 `vendor/viz-global.js`, MIT, see `vendor/LICENSE`), the graph as DOT text plus its values and
 backward steps as JSON, and a small script (`explorer.js`) that lays the graph out, replays the
-steps and explains any node you click. The steps are `backward_steps(root)` and the derivative
+steps and explains any node you click. The steps are `replay(root)`'s and the derivative
 formulas are `RULES[op].formula`: the page computes nothing of its own.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from chainrule.engine import RULES, Value
-from chainrule.viz.dot import MAX_NODES, Drawing, Group, layout, scalar, show
-from chainrule.viz.steps import Step, backward_steps
+from chainrule.viz.dot import MAX_NODES, Drawing, Group, layout, scalar
+from chainrule.viz.steps import Step, fmt, replay
 
 
 def _asset(name: str) -> str:
@@ -34,19 +34,19 @@ def graph_data(drawing: Drawing, steps: Sequence[Step], title: str) -> dict[str,
             "label": v.label,
             "op": v.op,
             "kind": drawing.kinds[i],
-            "data": show(v.data),
-            "grad": show(v.grad),
+            "data": fmt(v.data),
+            "grad": fmt(v.grad),
             "g": _finite(v.grad),
             "el": drawing.element[i],
             "parents": [index[id(p)] for p in v.parents],
-            "locals": [show(x) for x in v.local_grads],
+            "locals": [fmt(x) for x in v.local_grads],
             "formula": RULES[v.op].formula if v.op else "",
         }
         for i, v in enumerate(order)
     ]
     rows = [
-        [index[id(s.node)], index[id(s.parent)], s.slot, show(s.upstream), show(s.local),
-         show(s.contribution), show(s.after), _finite(s.after), drawing.edge.get((index[id(s.node)], s.slot))]
+        [index[id(s.node)], index[id(s.parent)], s.slot, fmt(s.upstream), fmt(s.local),
+         fmt(s.contribution), fmt(s.after), _finite(s.after), drawing.edge.get((index[id(s.node)], s.slot))]
         for s in steps
     ]
     groups = {
@@ -69,11 +69,11 @@ def _widest_grads(root: Value, steps: Sequence[Step]) -> dict[int, str]:
     Partial sums can be wider than the final grad (-12.5 on the way to 0.5): the boxes are laid
     out for the widest, so no text spills out of its box at any step.
     """
-    widest = {id(root): max(show(root.grad), "1.0000", key=len)}
+    widest = {id(root): max(fmt(root.grad), "1.0000", key=len)}
     for s in steps:
-        now = widest.setdefault(id(s.parent), max(show(s.parent.grad), "0.0000", key=len))
-        if len(show(s.after)) > len(now):
-            widest[id(s.parent)] = show(s.after)
+        now = widest.setdefault(id(s.parent), max(fmt(s.parent.grad), "0.0000", key=len))
+        if len(fmt(s.after)) > len(now):
+            widest[id(s.parent)] = fmt(s.after)
     return widest
 
 
@@ -104,9 +104,10 @@ def to_html(
     Run `root.backward()` first if you want the page to open on the engine's grads (its Step
     buttons replay backward from zero either way). Options as in `draw_dot`.
     """
-    steps = list(backward_steps(root))  # replayed once: for the boxes' widths and for the page
-    drawing = layout(root, params=params, inputs=inputs, groups=groups, expand=expand,
-                     max_nodes=max_nodes, grad_text=_widest_grads(root, steps), stacked=True)
+    # The graph sorted once and backward replayed once: for the boxes' widths and for the page.
+    order, steps, _ = replay(root)
+    drawing = layout(root, params=params, inputs=inputs, groups=groups, expand=expand, max_nodes=max_nodes,
+                     grad_text=_widest_grads(root, steps), stacked=True, order=order)
     data = json.dumps(graph_data(drawing, steps, title), ensure_ascii=False, separators=(",", ":"))
     parts = {
         "TITLE": _html_escape(title),
