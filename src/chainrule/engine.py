@@ -88,6 +88,48 @@ def enable_grad() -> AbstractContextManager[None]:
     return _recording(True)
 
 
+def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
+    """The Value method that runs RULES[op]: `self op other`, `other op self` (reflected), or `op(self)`.
+
+    Two plain numbers take a fast path, the rule's own functions called on the floats (the same rule,
+    only fewer checks: this is most of an eager step's time). Anything else (a number to lift, a batch,
+    a rule replaced in RULES, no_grad, an error to name) goes the general way, through `apply`."""
+    rule = RULES[op]
+    forward, local = rule.forward, rule.local
+
+    def method(self: Value, other: Any = _UNARY) -> Value:
+        xs: tuple[Any, ...]
+        if other is _UNARY:
+            a, b, xs = self, None, (self.data,)
+        else:
+            if type(other) is float:
+                other = _leaf(Value, other)
+            a, b = (other, self) if reflected else (self, other)
+            if type(a) is not Value or type(b) is not Value:
+                return _binary(op, a, b)
+            xs = (a.data, b.data)
+        if type(self) is Value and RULES[op] is rule and _mode.recording:
+            try:
+                out = forward(FLOAT_MATH, *xs)
+                node = _new(Value)
+                node.data, node.grad, node.label, node.op = out, 0.0, "", op
+                node.parents, node.local_grads = (a,) if b is None else (a, b), local(FLOAT_MATH, out, *xs)
+                return node
+            except (ArithmeticError, ValueError):
+                pass  # the general path raises it again, naming the op and the Values
+        return self._apply(op, (a,) if b is None else (a, b), xs)
+
+    method.__name__ = method.__qualname__ = op
+    return method
+
+
+def _compare(compare: Callable[[Any, Any], Any]) -> Callable[[Value, Value | float], Any]:
+    return lambda self, other: compare(self.data, other.data if isinstance(other, Value) else other)
+
+
+_UNARY: Any = object()  # `other` of a one-input op: nothing
+
+
 class Value:
     """A number that remembers where it came from: its `parents`, the `op` that made it, and the local
     derivatives of that op (`local_grads`, one per parent), so that `backward()` can send gradients back
@@ -148,32 +190,16 @@ class Value:
 
     __float__ = item
 
-    # The ops: each runs one rule from RULES, or is a one-line composition of them. A plain number on
-    # either side becomes a leaf Value, as in the seeds (it shows in graphs); for any other type we return
-    # NotImplemented, and Python raises its usual TypeError.
-    def __add__(self, other: Value | float) -> Value:
-        return _binary("+", self, other)
-
-    def __mul__(self, other: Value | float) -> Value:
-        return _binary("*", self, other)
-
-    def __truediv__(self, other: Value | float) -> Value:
-        return _binary("/", self, other)
-
-    def __pow__(self, other: Value | float) -> Value:
-        return _binary("**", self, other)
-
-    def __radd__(self, other: float) -> Value:
-        return _binary("+", other, self)
-
-    def __rmul__(self, other: float) -> Value:
-        return _binary("*", other, self)
-
-    def __rtruediv__(self, other: float) -> Value:
-        return _binary("/", other, self)
-
-    def __rpow__(self, other: float) -> Value:
-        return _binary("**", other, self)
+    # The ops: each runs one rule from RULES (see `_method` above), or is a one-line composition of them. A
+    # plain number on either side becomes a leaf Value, as in the seeds (it shows in graphs); for any
+    # other type we return NotImplemented, and Python raises its usual TypeError.
+    __add__, __mul__, __truediv__, __pow__ = _method("+"), _method("*"), _method("/"), _method("**")
+    __radd__, __rmul__ = _method("+", reflected=True), _method("*", reflected=True)
+    __rtruediv__, __rpow__ = _method("/", reflected=True), _method("**", reflected=True)
+    exp, log, tanh = _method("exp"), _method("log"), _method("tanh")
+    sigmoid, relu = _method("sigmoid"), _method("relu")
+    __abs__ = abs = _method("abs")
+    sum = _method("sum")  # the sum over a batch (see chainrule.batch); a plain number is its own sum
 
     # As in micrograd: -a is a * -1, and a - b is a + (-b).
     def __neg__(self) -> Value:
@@ -187,30 +213,6 @@ class Value:
         a = _lift(other)
         return NotImplemented if a is None else a + (-self)
 
-    def exp(self) -> Value:
-        return self._apply("exp", (self,), (self.data,))
-
-    def log(self) -> Value:
-        return self._apply("log", (self,), (self.data,))
-
-    def tanh(self) -> Value:
-        return self._apply("tanh", (self,), (self.data,))
-
-    def sigmoid(self) -> Value:
-        return self._apply("sigmoid", (self,), (self.data,))
-
-    def relu(self) -> Value:
-        return self._apply("relu", (self,), (self.data,))
-
-    def __abs__(self) -> Value:
-        return self._apply("abs", (self,), (self.data,))
-
-    abs = __abs__
-
-    def sum(self) -> Value:
-        """The sum over a batch (see chainrule.batch); a plain number is its own sum."""
-        return self._apply("sum", (self,), (self.data,))
-
     def mean(self) -> Value:
         """The mean over a batch; a plain number is its own mean."""
         n = 1 if type(self.data) is float else len(self.data)  # type: ignore[arg-type]
@@ -218,17 +220,8 @@ class Value:
 
     # Comparisons look at .data (handy for `max`, sorting, accuracy). There is deliberately no __eq__:
     # graph bookkeeping needs identity, and `a == b` building a bool from data would hide bugs.
-    def __lt__(self, other: Value | float) -> Any:
-        return self.data < (other.data if isinstance(other, Value) else other)
-
-    def __le__(self, other: Value | float) -> Any:
-        return self.data <= (other.data if isinstance(other, Value) else other)
-
-    def __gt__(self, other: Value | float) -> Any:
-        return self.data > (other.data if isinstance(other, Value) else other)
-
-    def __ge__(self, other: Value | float) -> Any:
-        return self.data >= (other.data if isinstance(other, Value) else other)
+    __lt__, __le__ = _compare(operator.lt), _compare(operator.le)
+    __gt__, __ge__ = _compare(operator.gt), _compare(operator.ge)
 
     def detach(self) -> Value:
         """A new leaf with the same data (and label): gradients stop here."""
@@ -355,26 +348,26 @@ class _Zero:
 
 
 def _interior(root: Value, zero: Any) -> list[Value]:
-    """root's nodes that have parents, each after every node it feeds: the order backward visits them.
-    Their grads are reset to `zero` on the way. Iterative depth first (a node is emitted once all its
-    parents are), so depth is limited by memory, not by Python's recursion limit. Identity bookkeeping: a
-    set of Values hashes them by id, as Value defines no __eq__."""
+    """root's nodes that have parents, each before every node it depends on: the order backward visits
+    them. Their grads are reset to `zero`. Iterative depth first, so depth is limited by memory, not by
+    Python's recursion limit. While it runs, a node's grad holds `seen` (cheaper than a set of nodes)."""
     order: list[Value] = []
-    seen: set[Value] = set()
-    stack, done = [root], _new(Value)  # `done` marks "parents finished"
-    push, pop, emit, see = stack.append, stack.pop, order.append, seen.add
+    stack: list[Any] = [root]
+    seen, done = object(), object()  # `done` on the stack: the node below it is finished
+    push, pop, emit = stack.append, stack.pop, order.append
     while stack:
         node = pop()
         if node is done:
-            emit(pop())
-        elif node not in seen and node.parents:
-            see(node)
-            node.grad = zero
+            emit(pop())  # all its parents are emitted: now it is
+        elif node.grad is not seen and node.parents:
+            node.grad = seen
             push(node)
             push(done)
             for parent in reversed(node.parents):  # reversed: the first parent is finished first
-                if parent not in seen and parent.parents:
+                if parent.grad is not seen and parent.parents:
                     push(parent)
+    for node in order:
+        node.grad = zero
     order.reverse()
     return order
 
