@@ -100,3 +100,21 @@ def test_a_page_sorts_the_graph_once_and_replays_backward_once(monkeypatch: pyte
     o.backward()
     to_html(o)
     assert calls == {"sort": 1, "backward": 1}
+
+
+def test_explorer_of_a_derivative_shows_its_own_graph() -> None:
+    x = Value(0.5, "x")
+    y = x.tanh()
+    y.label = "y"
+    y.backward(create_graph=True)  # x.grad is a Value: the graph of dy/dx = 1 - y*y
+    dydx = x.grad
+    assert isinstance(dydx, Value)
+    dydx.label = "dy/dx"
+    data = page_data(to_html(dydx))
+    values = data["values"]
+    assert isinstance(values, list)
+    assert {v["op"] for v in values} >= {"tanh", "*", "+"}
+    assert values[-1]["label"] == "dy/dx" and values[-1]["data"] == f"{1 - y.data**2:.4f}"
+    assert x.grad is dydx  # drawing it replays backward on the side: the grads stay as they were
+    before = page_data(to_html(y))["values"]
+    assert [v["grad"] for v in before if v["label"] == "x"] == [f"{1 - y.data**2:.4f}"]
