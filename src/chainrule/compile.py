@@ -185,23 +185,24 @@ def _product(graph: Graph, group: Group) -> Product | None:
 def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Value]) -> Plan:
     """Give every node a slot in the buffer of its kind: leaves first, then each instruction's outputs
     side by side (so an instruction writes one contiguous block); then write operands as slots."""
+    kinds, parents = graph.kinds, graph.parents
     sizes: dict[int, int] = {}
     slot: list[int] = [0] * len(graph.nodes)
 
     def place(nodes: Iterable[int]) -> int:
         first = -1
         for i in nodes:
-            k = graph.kinds[i]
+            k = kinds[i]
             slot[i] = sizes.get(k, 0)
             sizes[k] = slot[i] + 1
             first = slot[i] if first < 0 else first
         return first
 
     leaves: dict[int, list[Value]] = {}
-    for i, ps in enumerate(graph.parents):
+    for i, ps in enumerate(parents):
         if not ps:
             place([i])
-            leaves.setdefault(graph.kinds[i], []).append(graph.nodes[i])
+            leaves.setdefault(kinds[i], []).append(graph.nodes[i])
     instructions = []
     shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple of operand kinds for many instructions
     for step in steps:
@@ -210,29 +211,33 @@ def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Valu
             out = place(flat)
             b, w = tuple(slot[i] for i in step.b), tuple(slot[i] for row in step.w for i in row)
             x = tuple(slot[i] for row in step.x for i in row)
-            instructions.append(Instruction("linear", graph.kinds[flat[0]], out, len(flat),
-                                            (NUMBER, NUMBER, graph.kinds[step.x[0][0]]), (b, w, x),
+            instructions.append(Instruction("linear", kinds[flat[0]], out, len(flat),
+                                            (NUMBER, NUMBER, kinds[step.x[0][0]]), (b, w, x),
                                             (len(step.grid), len(step.grid[0]))))
             continue
         nodes = step.nodes
         if len(nodes) > 1:  # in the order of their parents' slots: gathers then are often plain slices
-            nodes = sorted(nodes, key=lambda i: [slot[p] for p in graph.parents[i]])
+            nodes = sorted(nodes, key=lambda i: [slot[p] for p in parents[i]])
         out = place(nodes)
-        first = graph.parents[nodes[0]]
-        kinds = tuple(graph.kinds[p] for p in first)
-        arg_kinds = shared.setdefault(kinds, kinds)
-        args = tuple(tuple(slot[graph.parents[i][j]] for i in nodes) for j in range(len(first)))
-        instructions.append(Instruction(step.op, graph.kinds[nodes[0]], out, len(nodes), arg_kinds, args))
-    where = {id(node): (graph.kinds[i], slot[i]) for i, node in enumerate(graph.nodes) if node.label}
-    labels = {where[id(node)]: node.label for node in graph.nodes if node.label}
-    number = {id(node): i for i, node in enumerate(graph.nodes)} if outputs else {}
-    for node in outputs:
-        if id(node) not in number:
-            raise ValueError(f"compile: an output is not a node of the root's graph: {node!r}")
-    found = {id(node): (graph.kinds[number[id(node)]], slot[number[id(node)]]) for node in outputs}
+        first = parents[nodes[0]]
+        arg_kinds = tuple(map(kinds.__getitem__, first))
+        arg_kinds = shared.setdefault(arg_kinds, arg_kinds)
+        args: tuple[tuple[int, ...], ...]
+        if len(nodes) == 1:  # most instructions of a deep chain: the short way
+            args = tuple((slot[p],) for p in first)
+        else:
+            args = tuple(tuple(slot[parents[i][j]] for i in nodes) for j in range(len(first)))
+        instructions.append(Instruction(step.op, kinds[nodes[0]], out, len(nodes), arg_kinds, args))
+    labels = {(kinds[i], slot[i]): node.label for i, node in enumerate(graph.nodes) if node.label}
+    found: dict[int, tuple[int, int]] = {}
+    if outputs:
+        number = {id(node): i for i, node in enumerate(graph.nodes)}
+        for node in outputs:
+            if id(node) not in number:
+                raise ValueError(f"compile: an output is not a node of the root's graph: {node!r}")
+            found[id(node)] = (kinds[number[id(node)]], slot[number[id(node)]])
     root = len(graph.nodes) - 1
-    return Plan(instructions, leaves, sizes, (graph.kinds[root], slot[root]), labels, found,
-                len(graph.nodes))
+    return Plan(instructions, leaves, sizes, (kinds[root], slot[root]), labels, found, len(graph.nodes))
 
 
 # ----- print(prog): the program as text -------------------------------------------------------------
