@@ -157,6 +157,8 @@ def run_moons(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
         batched = engine == "chainrule-batched"
         records = wl.moons_nn(leaf, model, params, losses, np.array(X) if batched else X,
                               np.array(y) if batched else y, steps, batched)
+    elif engine in ("chainrule-compiled", "chainrule-compiled-eager"):
+        return run_moons_compiled(engine, leaf, job)
     elif engine == "chainrule-batched-ops":
         import numpy as np
 
@@ -165,14 +167,52 @@ def run_moons(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
     else:  # micrograd, chainrule-ops: the model built by hand from + and *
         model, params = wl.hand_built(leaf, weights)
         records = wl.moons_scalar(leaf, model, params, X, y, steps)
+    return moons_summary(records)
+
+
+def moons_summary(records: list[dict[str, float]]) -> dict[str, Any]:
     # Step 0 is a warm-up (first-touch costs); the median is over the steps after it.
     timed = [r["ns"] for r in records[1:]] or [records[0]["ns"]]
-    return {
+    out = {
         "step_ms": wl.median(timed) / 1e6,
         "step_ms_all": [r["ns"] / 1e6 for r in records],
         "losses": [r["loss"] for r in records],
         "accuracies": [r["acc"] for r in records],
     }
+    if "nodes" in records[0]:  # a scalar engine's graph: its backward, per node
+        out["nodes"] = records[0]["nodes"]
+        bwd = [r["bwd_ns"] for r in records[1:]] or [records[0]["bwd_ns"]]
+        out["bwd_ns_per_node"] = wl.median(bwd) / records[0]["nodes"]
+    return out
+
+
+def run_moons_compiled(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """The demo's graph (batched, or one scalar graph per example) built once and compiled once, then
+    replayed step after step. Compiling is timed apart (median of 3 compiles of the same graph)."""
+    import numpy as np
+
+    import chainrule
+    from chainrule import losses
+
+    X, y = np.array(job["X"]), np.array(job["y"])
+    model, params = nn_model(job["weights"])
+    batched = engine == "chainrule-compiled"
+    if batched:
+        outputs = [model([leaf(X[:, 0]), leaf(X[:, 1])])]
+        scores: Any = outputs[0]
+    else:
+        outputs = scores = [model([leaf(a) for a in row]) for row in X.tolist()]
+    total = losses.hinge(scores, y) + losses.l2(params, 1e-4)
+    compile_ns = []
+    for _ in range(3):
+        t0 = time.perf_counter_ns()
+        prog = chainrule.compile(total, outputs=outputs)
+        compile_ns.append(time.perf_counter_ns() - t0)
+    stats = {"compile_ms": wl.median(compile_ns) / 1e6, "instructions": len(prog),
+             "nodes": prog.plan.nodes}
+    del total, scores  # the program holds the leaves only: the graph is gone
+    records = wl.moons_compiled(prog, outputs, params, y, job["steps"], batched)
+    return {**moons_summary(records), **stats}
 
 
 def nn_model(weights: list[list[list[float]]]) -> tuple[Any, list[Any]]:
@@ -224,13 +264,17 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_chain(leaf: Any, grad: Any, job: dict[str, Any]) -> dict[str, Any]:
-    return summarize(repeat(job, lambda: wl.chain(leaf, grad, job["n"], stage)))
+    out = summarize(repeat(job, lambda: wl.chain(leaf, grad, job["n"], stage)))
+    out["nodes"] = wl.chain_nodes(job["n"])
+    out["bwd_ns_per_node"] = out["bwd_ms"] * 1e6 / out["nodes"]
+    return out
 
 
 def run_wide(leaf: Any, grad: Any, job: dict[str, Any]) -> dict[str, Any]:
     A, B = wl.wide_inputs(job["n"])
     out = summarize(repeat(job, lambda: wl.wide(leaf, grad, A, B, stage)))
     out["nodes"] = wl.wide_nodes(job["n"])
+    out["bwd_ns_per_node"] = out["bwd_ms"] * 1e6 / out["nodes"]
     return out
 
 

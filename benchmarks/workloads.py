@@ -62,15 +62,34 @@ def hand_built(leaf: Leaf, weights: list[list[list[float]]]) -> tuple[Callable[[
 
 def _sgd_step(total: Any, params: list[Any], k: int, t0: int, accuracy: float) -> dict[str, float]:
     """The end of every scalar engine's moons step: zero grads, backward, SGD with the demo's lr; then
-    the step's record (its time since t0, loss and accuracy)."""
+    the step's record (its time since t0, the backward's alone, loss and accuracy; at step 0, a warm-up
+    the medians leave out, also the graph's node count, counted after the clock stopped)."""
     for p in params:
         p.grad = 0.0
+    tb = time.perf_counter_ns()
     total.backward()
+    tb1 = time.perf_counter_ns()
     lr = learning_rate(k)
     for p in params:
         p.data -= lr * p.grad
     t1 = time.perf_counter_ns()
-    return {"ns": t1 - t0, "loss": float(total.data), "acc": float(accuracy)}
+    record = {"ns": t1 - t0, "bwd_ns": tb1 - tb, "loss": float(total.data), "acc": float(accuracy)}
+    if k == 0:
+        record["nodes"] = count_nodes(total)
+    return record
+
+
+def count_nodes(root: Any) -> int:
+    """Nodes of a scalar engine's graph, leaves included (an iterative walk over `_prev`: micrograd's
+    and chainrule's name for a node's parents)."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        for parent in stack.pop()._prev:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
+    return len(seen)
 
 
 def moons_scalar(leaf: Leaf, model: Callable[[Any], Any], params: list[Any],
@@ -109,6 +128,29 @@ def moons_nn(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], losses:
             accuracy = sum((yi > 0) == (s.data > 0) for yi, s in zip(y, scores, strict=True)) / len(y)
         total = losses.hinge(scores, y) + losses.l2(params, 1e-4)
         records.append(_sgd_step(total, params, k, t0, accuracy))
+    return records
+
+
+def moons_compiled(prog: Any, outputs: list[Any], params: list[Any], y: Any, steps: int,
+                   batched: bool) -> list[dict[str, float]]:
+    """The demo's step replayed by `chainrule.compile`: the graph was built and compiled once, before
+    the clock; each step zeroes the grads, runs the program (forward and backward, grads into the
+    parameters), reads the scores for the accuracy and updates the parameters (SGD)."""
+    records = []
+    for k in range(steps):
+        t0 = time.perf_counter_ns()
+        for p in params:
+            p.grad = 0.0
+        loss = prog()
+        if batched:
+            accuracy = float(((y > 0) == (prog.value(outputs[0]) > 0)).mean())
+        else:
+            accuracy = sum((yi > 0) == (prog.value(s) > 0) for yi, s in zip(y, outputs, strict=True)) / len(y)
+        lr = learning_rate(k)
+        for p in params:
+            p.data -= lr * p.grad
+        t1 = time.perf_counter_ns()
+        records.append({"ns": t1 - t0, "loss": loss, "acc": float(accuracy)})
     return records
 
 
@@ -168,6 +210,10 @@ def moons_torch(torch: Any, weights: list[list[list[float]]], X: Any, y: Any,
 # ---------------------------------------------------------------------------------------------
 # chain: y = y*1.0001 + 0.0001, n deep
 # ---------------------------------------------------------------------------------------------
+
+
+def chain_nodes(n: int) -> int:
+    return 1 + 4 * n  # x, then per link: the constant 1.0001, *, the constant 0.0001, +
 
 
 def chain(leaf: Leaf, grad: Callable[[Any], float], n: int,
