@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import numerics
 from .engine import Value, apply
-from .numerics import FloatMath
+from .numerics import FloatMath, with_conventions
 
 Array = NDArray[np.float64]
 
@@ -58,8 +57,10 @@ def _first_bad(mask: Any, x: Any) -> str:
     return f" at element {i} ({np.ravel(x)[i]})"
 
 
+@with_conventions
 class ArrayMath:
-    """The math namespace for NumPy arrays (mixed with floats), mirroring FloatMath."""
+    """The math namespace for NumPy arrays (mixed with floats), mirroring FloatMath. The conventions at
+    kinks are numerics', read with NumPy's where (`with_conventions`): written once for every number."""
 
     @staticmethod
     def linear(b: Any, wx: tuple[Any, ...]) -> Any:
@@ -139,14 +140,6 @@ class ArrayMath:
     def sigmoid(x: Any) -> Any:
         z = np.exp(-np.abs(x))  # never overflows; pick the stable form by sign, as FloatMath does
         return np.where(np.asarray(x) >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-    # The conventions at kinks are numerics', read with NumPy's where: written once for every kind of number.
-    relu = staticmethod(lambda x: numerics.relu(ArrayMath, x))
-    step = staticmethod(lambda x: numerics.step(ArrayMath, x))
-    sign = staticmethod(lambda x: numerics.sign(ArrayMath, x))
-    log_or_zero = staticmethod(lambda a: numerics.log_or_zero(ArrayMath, a))
-    zero_safe_mul = staticmethod(lambda a, b: numerics.zero_safe_mul(ArrayMath, a, b))
-    pow_limit = staticmethod(lambda a, c: numerics.pow_limit(ArrayMath, a, c))
 
     @staticmethod
     def sum(x: Any) -> float:

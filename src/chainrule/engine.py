@@ -6,7 +6,6 @@ class that applies them, then `backward`, the one loop where the chain rule happ
 
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 import threading
@@ -14,8 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import numerics
-from .numerics import FLOAT_MATH, FloatMath
+from .numerics import FLOAT_MATH, ValueMath
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +24,7 @@ __all__ = ["FLOAT_MATH", "RULES", "Rule", "Value", "ValueMath", "enable_grad", "
 
 # The op rules. `forward(m, *xs)` computes the output from the inputs' data; `local(m, out, *xs)` returns
 # d(out)/d(x_i) for every input. `m` is a math namespace: floats (chainrule.numerics), NumPy batches
-# (chainrule.batch) or Values (ValueMath below, for gradients of gradients). Each rule is written once.
+# (chainrule.batch) or Values (numerics.ValueMath, for gradients of gradients). Each rule is written once.
 
 
 class Rule(NamedTuple):
@@ -311,31 +309,6 @@ def _leaf(kind: type[Value], data: Any) -> Value:
     node = _new(kind)  # skips __new__'s and __init__'s checks: the data is known to be good
     node.data, node.grad, node.label, node.op, node.parents, node.local_grads = data, 0.0, "", "", (), ()
     return node
-
-
-class ValueMath:
-    """The rules' math on Values: a local derivative computed here is a Value with a graph of its own, so
-    the chain rule builds the graph of each gradient (`backward(create_graph=True)`). The conventions at
-    kinks are numerics', read through `where` on the data: a chosen constant, whose own slope is 0."""
-
-    exp, tanh, sigmoid = Value.exp, Value.tanh, Value.sigmoid
-    log = staticmethod(lambda x: x.log() if isinstance(x, Value) else math.log(x))  # where() may pass 1.0
-    pow, div, mul, fabs = operator.pow, operator.truediv, operator.mul, Value.abs
-    where = staticmethod(lambda c, a, b: a if c else b)
-    data = staticmethod(lambda x: x.data if isinstance(x, Value) else x)
-    relu = staticmethod(lambda x: numerics.relu(ValueMath, x))
-    step = staticmethod(lambda x: numerics.step(ValueMath, x))
-    sign = staticmethod(lambda x: numerics.sign(ValueMath, x))
-    log_or_zero = staticmethod(lambda a: numerics.log_or_zero(ValueMath, a))
-    zero_safe_mul = staticmethod(lambda a, b: numerics.zero_safe_mul(ValueMath, a, b))
-    pow_limit = staticmethod(lambda a, c: numerics.pow_limit(ValueMath, a, c))
-    linear = staticmethod(lambda b, wx: linear(wx[: len(wx) // 2], wx[len(wx) // 2 :], b))
-    sum, ones_like = Value.sum, staticmethod(lambda x: 1.0)
-
-    @staticmethod
-    def power(a: Value, c: Value | float) -> Value | float:
-        limit = FloatMath.power(a.data, ValueMath.data(c))  # type: ignore[arg-type]
-        return a**c if math.isfinite(limit) else limit  # past a limit (0 ** -0.5 = inf): a constant
 
 
 class _Zero:

@@ -7,6 +7,7 @@ supplies itself is only what its numbers need: `where(c, a, b)`, `data(x)` (what
 that returns IEEE limits instead of raising. The choices at kinks are the functions below, written once
 against those primitives, and every namespace reads them: no convention is restated per kind of number.
 
+`ValueMath` is the third namespace: the rules read with Values give the graphs of their derivatives.
 This file must not import NumPy: the float path runs without it.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
+from functools import partial
 from typing import Any
 
 # --- the conventions, each chosen once (PyTorch's, unless a comment says otherwise) -------------------
@@ -94,22 +96,41 @@ def _linear(b: float, wx: tuple[float, ...]) -> float:
     return out
 
 
+def with_conventions(m: type) -> type:
+    """Give the math namespace `m` the conventions above, read with its own primitives: `m.step(x)` is
+    `step(m, x)`. Bound with `partial`, a C call rather than a Python frame (`**` makes three per op)."""
+    for convention in (relu, step, sign, log_or_zero, zero_safe_mul, pow_limit):
+        setattr(m, convention.__name__, partial(convention, m))
+    return m
+
+
+@with_conventions
 class FloatMath:
     """The math for plain Python floats. A namespace, never instantiated: `FloatMath.exp(x)` is math.exp."""
 
     exp, log, tanh, sigmoid = math.exp, math.log, math.tanh, _sigmoid  # math.tanh never overflows
     pow, power, div, mul, fabs = _pow, _power, operator.truediv, operator.mul, math.fabs
     where = staticmethod(lambda c, a, b: a if c else b)
-    data = staticmethod(lambda x: x)
-    relu = staticmethod(lambda x: relu(FloatMath, x))
-    step = staticmethod(lambda x: step(FloatMath, x))
-    sign = staticmethod(lambda x: sign(FloatMath, x))
-    log_or_zero = staticmethod(lambda a: log_or_zero(FloatMath, a))
-    zero_safe_mul = staticmethod(lambda a, b: zero_safe_mul(FloatMath, a, b))
-    pow_limit = staticmethod(lambda a, c: pow_limit(FloatMath, a, c))
-    linear = staticmethod(_linear)
-    sum = staticmethod(lambda x: x)  # a plain number is its own sum over a batch
+    data = operator.pos  # a float is its own data (pos is the identity on floats, at C speed)
+    linear, sum, ones_like = staticmethod(_linear), staticmethod(lambda x: x), staticmethod(lambda x: 1.0)
+
+
+@with_conventions
+class ValueMath:
+    """The math on Values, for gradients of gradients: the local derivatives computed with it are Values
+    with graphs of their own (`backward(create_graph=True)`). Only what the rules' `local` functions call
+    is here. The conventions are the same functions, deciding on the data: a chosen constant (a step,
+    a sign, a limit) is a number, whose own slope is 0."""
+
+    where, mul = FloatMath.where, operator.mul
+    data = staticmethod(lambda x: getattr(x, "data", x))
+    log = staticmethod(lambda x: x.log() if hasattr(x, "log") else math.log(x))  # where() may pass 1.0
     ones_like = staticmethod(lambda x: 1.0)
+
+    @staticmethod
+    def power(a: Any, c: Any) -> Any:
+        limit = _power(a.data, getattr(c, "data", c))
+        return a**c if math.isfinite(limit) else limit  # past a limit (0 ** -0.5 = inf): a constant
 
 
 FLOAT_MATH = FloatMath
