@@ -48,6 +48,25 @@ def test_eager_and_batched_give_the_same_run(loss: str) -> None:
     assert runs[0].accuracy == runs[1].accuracy
 
 
+@pytest.mark.parametrize("loss", train.LOSSES)
+def test_compiled_gives_the_batched_run(loss: str) -> None:
+    # The batched graph captured once (chainrule.compile) and replayed: the same steps up to rounding.
+    runs = []
+    for mode in ("batched", "compiled"):
+        model, X, y = _small(2 if loss == "ce" else 1)
+        runs.append(fit(model, X, y, loss=loss, steps=20, mode=mode, l2=1e-4))
+    assert runs[1].loss == pytest.approx(runs[0].loss, rel=1e-9)
+    assert runs[1].accuracy == runs[0].accuracy
+
+
+def test_compiled_demo_ends_where_micrograd_does() -> None:
+    model, X, y, sgd = _demo()
+    history = fit(model, X, y, loss="hinge", optimizer=sgd, steps=100, l2=1e-4, mode="compiled")
+    assert history.loss[0] == pytest.approx(MICROGRAD_FIRST, rel=1e-12)
+    assert history.loss[-1] == pytest.approx(MICROGRAD_LAST, rel=1e-9)
+    assert history.accuracy[-1] == 1.0
+
+
 @pytest.mark.parametrize("mode", train.MODES)
 def test_cross_entropy_with_two_classes_learns(mode: str) -> None:
     # Two outputs scored by softmax: the CLI's `--loss ce` on 2 classes used to crash in both modes.

@@ -6,8 +6,9 @@
     predict(model, X)                                         # a class index per point
 
 Each step is micrograd's: forward, loss, zero the grads, backward, update. `mode` says how the forward and
-backward passes run: "batched" (one graph for the whole dataset, NumPy arrays in the Values) or "eager"
-(one scalar graph per point, as micrograd). Same model, same numbers up to rounding.
+backward passes run: "batched" (one graph for the whole dataset, NumPy arrays in the Values), "eager"
+(one scalar graph per point, as micrograd) or "compiled" (the batched graph captured once by
+chainrule.compile and replayed each step). Same model, same numbers up to rounding.
 A run that blows up raises `Diverged` (step and reason) instead of returning nonsense.
 """
 
@@ -22,9 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 from chainrule import losses
+from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
 from chainrule.nn import MLP
 from chainrule.optim import SGD, Adam, Optimizer, linear_decay
+from chainrule.replay import Program
 
 LOSSES = ("hinge", "mse", "bce", "ce")
 # A starting learning rate per (loss, optimizer) that trains without diverging on every dataset of the CLI
@@ -134,10 +137,41 @@ def _eager_pass(model: MLP, task: Task) -> Pass:
     return run
 
 
+def _compiled_pass(model: MLP, task: Task) -> Pass:
+    params = model.parameters()
+    heads: list[Value] = []
+
+    def capture() -> Program:
+        # The batched graph, built once and captured by chainrule.compile: each step replays it on the
+        # parameters' current data, building no node.
+        outputs = model(_batched_inputs(task.X))
+        heads[:] = outputs if isinstance(outputs, list) else [outputs]
+        return compile(task.loss_of(outputs, params), outputs=heads)
+
+    prog: Program | None = None
+
+    def run() -> tuple[float, Scores]:
+        nonlocal prog
+        if prog is None:
+            prog = capture()  # at the first step, inside fit's error handling
+        try:
+            loss = prog()
+        except ArithmeticError:
+            # NOTE: constants a loss computes from the data (the max that keeps a softplus or log-sum-exp
+            # from overflowing) stay as captured; far from there, their exp can overflow. Capture again
+            # from today's numbers, as the batched pass would build them; a second overflow is real.
+            prog = capture()
+            loss = prog()
+        return loss, _class_scores(np.array([prog.value(h) for h in heads], dtype=np.float64))
+
+    return run
+
+
 # The ways to run a pass, by name. Each entry is called once per `fit` with the model and the task, and
 # returns the pass that every step calls: a mode that prepares something once (captures a program to
 # replay each step) does it there. A new mode is one entry here; `fit`, `MODES` and the CLI follow.
-_MODES: dict[str, Callable[[MLP, Task], Pass]] = {"batched": _batched_pass, "eager": _eager_pass}
+_MODES: dict[str, Callable[[MLP, Task], Pass]] = {"batched": _batched_pass, "eager": _eager_pass,
+                                                  "compiled": _compiled_pass}
 MODES = tuple(_MODES)
 
 
