@@ -33,8 +33,11 @@ test: lint
 package: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/test_package.py
 
-bench: $(BIN)/python
+$(VENV)/.installed-bench: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 
 clean:
