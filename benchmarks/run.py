@@ -23,6 +23,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
+# Every worker's BLAS on one thread, as PyTorch's (torch.set_num_threads(1)): NumPy's matrix products in
+# chainrule's batched and compiled rows get no second core that PyTorch's don't.
+ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 # Peers as the issue names them. torch runs batched (float64 tensors) on moons and on 0-d tensors
 # (one tensor per number, like a scalar engine) everywhere else.
@@ -125,7 +128,7 @@ def run_job(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     base = {"engine": job["engine"], "workload": job["workload"], "n": job.get("n")}
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, str(WORKER), "-"], input=json.dumps(job),
+        proc = subprocess.run([sys.executable, str(WORKER), "-"], input=json.dumps(job), env=ONE_THREAD,
                               capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return {**base, "error": f"timeout after {timeout_s:.0f} s", "wall_s": timeout_s}
@@ -422,7 +425,7 @@ def main() -> int:
     print(f"chainrule benchmarks — {meta['date']}, Python {meta['python']}, {meta['machine']}, "
           f"GC on{' , --quick' if args.quick else ''}")
     print(f"chainrule at {meta['chainrule']}")
-    print(f"each job in its own process, import time excluded; torch on 1 thread; "
+    print(f"each job in its own process, import time excluded; torch and BLAS on 1 thread; "
           f"moons data from {data_source}")
     if os.getloadavg()[0] > 0.5:
         print(f"note: load average {os.getloadavg()[0]:.2f} at start: other work on this machine "
