@@ -1,8 +1,7 @@
 """The autograd engine: a `Value` remembers how it was made, and `backward()` runs the chain rule.
 
-Read top to bottom: the op rules (each op's forward and local derivatives, side by side), the `Value`
-class that applies them, then `backward`, the one loop where the chain rule happens.
-"""
+Read top to bottom: the op rules (forward and local derivatives side by side), the `Value` class that
+applies them, then `backward_pass`, the one loop where the chain rule happens."""
 
 from __future__ import annotations
 
@@ -18,9 +17,6 @@ from .numerics import FLOAT_MATH, ValueMath
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
-
-__all__ = ["FLOAT_MATH", "RULES", "Rule", "Value", "ValueMath", "enable_grad", "linear", "no_grad",
-           "topological_order"]
 
 # The op rules. `forward(m, *xs)` computes the output from the inputs' data; `local(m, out, *xs)` returns
 # d(out)/d(x_i) for every input. `m` is a math namespace: floats (chainrule.numerics), NumPy batches
@@ -87,35 +83,31 @@ def enable_grad() -> AbstractContextManager[None]:
 
 
 def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
-    """The Value method that runs RULES[op]: `self op other`, `other op self` (reflected), or `op(self)`.
-
-    Two plain numbers take a fast path, the rule's own functions called on the floats (the same rule,
-    only fewer checks: this is most of an eager step's time). Anything else (a number to lift, a batch,
-    a rule replaced in RULES, no_grad, an error to name) goes the general way, through `apply`."""
+    """The Value method running RULES[op] (`a op b`, reflected, or `op(a)`). Floats take a fast path, the same
+    rule with fewer checks; a batch, a replaced rule, no_grad or an error to name go through `apply`."""
     rule = RULES[op]
     forward, local = rule.forward, rule.local
 
     def method(self: Value, other: Any = _UNARY) -> Value:
-        xs: tuple[Any, ...]
         if other is _UNARY:
-            a, b, xs = self, None, (self.data,)
+            parents: tuple[Value, ...] = (self,)
+            xs: tuple[Any, ...] = (self.data,)
         else:
-            if type(other) is float:
-                other = _leaf(Value, other)
-            a, b = (other, self) if reflected else (self, other)
-            if type(a) is not Value or type(b) is not Value:
-                return _binary(op, a, b)
-            xs = (a.data, b.data)
-        if type(self) is Value and RULES[op] is rule and _mode.recording:
+            if type(other) is not Value and (other := _lift(other)) is None:
+                return NotImplemented  # type: ignore[no-any-return]  # Python raises its TypeError
+            parents = (other, self) if reflected else (self, other)
+            xs = (parents[0].data, parents[1].data)
+        kind = type(self) if type(self) is not Value or other is _UNARY else type(other)  # a batch wins
+        if kind is Value and RULES[op] is rule and _mode.recording:
             try:
                 out = forward(FLOAT_MATH, *xs)
                 node = _new(Value)
                 node.data, node.grad, node.label, node.op = out, 0.0, "", op
-                node.parents, node.local_grads = (a,) if b is None else (a, b), local(FLOAT_MATH, out, *xs)
+                node.parents, node.local_grads = parents, local(FLOAT_MATH, out, *xs)
                 return node
             except (ArithmeticError, ValueError):
                 pass  # the general path raises it again, naming the op and the Values
-        return self._apply(op, (a,) if b is None else (a, b), xs)
+        return kind._apply(op, parents, xs)
 
     method.__name__ = method.__qualname__ = op
     return method
@@ -129,13 +121,10 @@ _UNARY: Any = object()  # `other` of a one-input op: nothing
 
 
 class Value:
-    """A number that remembers where it came from: its `parents`, the `op` that made it, and the local
-    derivatives of that op (`local_grads`, one per parent), so that `backward()` can send gradients back
-    along the way it came. A 1-D NumPy array makes a batch instead (`chainrule.batch.Batch`, a subclass).
-
-    Pickling or copying a Value copies it alone, never its graph: a non-leaf comes back as a leaf with the
-    same data, grad and label (so a model's parameters pickle as they are, and a deep graph never recurses).
-    """
+    """A number that remembers where it came from: its `parents`, the `op` that made it and that op's local
+    derivatives (`local_grads`, one per parent), so `backward()` can send gradients back the way it came.
+    A 1-D NumPy array makes a batch (`chainrule.batch.Batch`). Pickling or copying a Value never copies
+    its graph: a non-leaf comes back as a leaf with the same data, grad and label."""
 
     # __slots__: no per-instance dict, so nodes are small and quick to make. No closure is stored on a
     # node either (micrograd's `_backward` closure is a reference cycle per node, which leaves every
@@ -159,16 +148,15 @@ class Value:
         return object.__new__(cls)
 
     def __init__(self, data: float | NDArray[np.float64], label: str = "") -> None:
-        if type(data) is not float:
-            if not isinstance(data, numbers.Real):  # int, bool, Fraction, NumPy's real scalars; not complex
-                raise TypeError(f"Value data must be a real number or a 1-D array, got "
-                                f"{type(data).__name__}: {data!r}")
-            data = float(data)  # a NumPy scalar left inside would make every op ~10x slower
-        self.data, self.grad, self.label = data, 0.0, label
+        if not isinstance(data, numbers.Real):  # int, bool, Fraction, NumPy's real scalars; not complex
+            raise TypeError(f"Value data must be a real number or a 1-D array, got {type(data).__name__}: "
+                            f"{data!r}")
+        # float(): a NumPy scalar left inside would make every op ~10x slower
+        self.data, self.grad, self.label = float(data), 0.0, label
         self.op, self.parents, self.local_grads = "", (), ()
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _restore, (type(self), self.data, self.grad, self.label)
+    def __reduce__(self) -> tuple[Any, ...]:  # a leaf with the same data, label and grad
+        return type(self), (self.data, self.label), (None, {"grad": self.grad})
 
     # The seeds' and micrograd's drawing code reads these names.
     _prev = property(lambda self: self.parents)
@@ -188,9 +176,7 @@ class Value:
 
     __float__ = item
 
-    # The ops: each runs one rule from RULES (see `_method` above), or is a one-line composition of them. A
-    # plain number on either side becomes a leaf Value, as in the seeds (it shows in graphs); for any
-    # other type we return NotImplemented, and Python raises its usual TypeError.
+    # The ops: each runs one rule from RULES (`_method` above), or is a one-line composition of them.
     __add__, __mul__, __truediv__, __pow__ = _method("+"), _method("*"), _method("/"), _method("**")
     __radd__, __rmul__ = _method("+", reflected=True), _method("*", reflected=True)
     __rtruediv__, __rpow__ = _method("/", reflected=True), _method("**", reflected=True)
@@ -226,15 +212,10 @@ class Value:
         return Value(self.data, self.label)
 
     def backward(self, create_graph: bool = False) -> None:
-        """Fill `.grad` of every node of this graph with d(self)/d(node).
-
-        Repeated calls: the grads of non-leaf nodes are reset first, so they always describe this pass;
-        leaves *accumulate* (as in PyTorch), so zeroing them between steps is the caller's job
-        (`model.zero_grad()`). Calling it twice therefore doubles the leaves' grads exactly.
-
+        """Fill `.grad` of every node of this graph with d(self)/d(node). The grads of non-leaf nodes are
+        reset first; leaves *accumulate* (as in PyTorch): zero them between steps (`model.zero_grad()`).
         `create_graph=True` (PyTorch's name) makes every `.grad` a Value whose own graph computes that
-        derivative from the Values of this graph: `x.grad.backward()` then gives second derivatives.
-        """
+        derivative from this graph's Values: `x.grad.backward()` then gives second derivatives."""
         backward_pass(self, create_graph)
 
     @staticmethod
@@ -242,26 +223,17 @@ class Value:
         return apply(op, parents, xs, FLOAT_MATH, Value)
 
 
-def _restore(kind: type[Value], data: Any, grad: Any, label: str) -> Value:
-    v = kind(data, label)
-    v.grad = grad
-    return v
-
-
 def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float) -> Value:
     """b + w·x as one node (a neuron before its activation): `b + w[0]*x[0] + w[1]*x[1] + ...`."""
     if len(w) != len(x):
         raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
-    parents = (b, *w, *x)
-    kinds = set(map(type, parents))
-    if kinds != {Value}:  # a plain number among them becomes a leaf, as in a + 1; or a batch is among them
-        lifted = [p if isinstance(p, Value) else _lift(p) for p in parents]
-        if None in lifted:
-            bad = parents[lifted.index(None)]
-            raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-        parents = tuple(lifted)  # type: ignore[arg-type]
-    kind = next((k for k in kinds if k is not Value and isinstance(k, type) and issubclass(k, Value)), Value)
-    return kind._apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[arg-type]
+    given = (b, *w, *x)
+    parents = given if set(map(type, given)) == {Value} else tuple(map(_lift, given))  # 1: a leaf, as a + 1
+    if None in parents:
+        bad = given[[p is None for p in parents].index(True)]
+        raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
+    kind: Any = next((type(p) for p in parents if type(p) is not Value), Value)  # a batch: its kind
+    return kind._apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[no-any-return]
 
 
 _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in parents] at C speed
@@ -269,8 +241,7 @@ _new = object.__new__
 
 
 def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind: type[Value]) -> Value:
-    """Run `op` on the parents' data `xs` under the math `m`: a `kind` node holding the output and its
-    local derivatives, computed together."""
+    """Run `op` on the parents' data `xs` with the math `m`: a `kind` node, output and local derivatives."""
     rule = RULES[op]
     try:
         out = rule.forward(m, *xs)
@@ -286,23 +257,11 @@ def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind
         raise type(err)(f"{what}: {f' {op} '.join(p._culprit() for p in parents)}") from None
 
 
-def _binary(op: str, a: object, b: object) -> Value:
-    if type(a) is not Value:
-        a = _lift(a)
-    if type(b) is not Value:
-        b = _lift(b)
-    if a is None or b is None:
-        return NotImplemented  # type: ignore[no-any-return]  # Python then raises its TypeError
-    # Two numbers stay on the float path; a batch on either side takes the op to its own kind.
-    return (a if type(b) is Value else b)._apply(op, (a, b), (a.data, b.data))
-
-
 def _lift(x: object) -> Value | None:
-    if isinstance(x, Value):
-        return x
-    if type(x) is float or isinstance(x, numbers.Real):  # the ABC check is slow: floats skip it
+    """x as a Value: a plain number becomes a leaf (as in the seeds: `a + 1` shows the 1), else None."""
+    if type(x) is float or (isinstance(x, numbers.Real) and not isinstance(x, Value)):  # floats skip the ABC
         return _leaf(Value, float(x))
-    return None
+    return x if isinstance(x, Value) else None
 
 
 def _leaf(kind: type[Value], data: Any) -> Value:
@@ -321,24 +280,18 @@ class _Zero:
 
 
 def _interior(root: Value, zero: Any) -> list[Value]:
-    """root's nodes that have parents, each before every node it depends on: the order backward visits
-    them. Their grads are reset to `zero`. Iterative depth first, so depth is limited by memory, not by
-    Python's recursion limit. While it runs, a node's grad holds `seen` (cheaper than a set of nodes)."""
+    """root's nodes with parents, each before those it depends on, their grads reset to `zero`. Depth first
+    without recursion; a node's grad holds `seen` meanwhile (cheaper than a set), `done` ends its parents."""
     order: list[Value] = []
     stack: list[Any] = [root]
-    seen, done = object(), object()  # `done` on the stack: the node below it is finished
-    push, pop, emit = stack.append, stack.pop, order.append
+    seen, done = object(), object()
     while stack:
-        node = pop()
+        node = stack.pop()
         if node is done:
-            emit(pop())  # all its parents are emitted: now it is
+            order.append(stack.pop())  # all its parents are in: now it is
         elif node.grad is not seen and node.parents:
             node.grad = seen
-            push(node)
-            push(done)
-            for parent in reversed(node.parents):  # reversed: the first parent is finished first
-                if parent.grad is not seen and parent.parents:
-                    push(parent)
+            stack += (node, done, *reversed(node.parents))  # reversed: the first parent finishes first
     for node in order:
         node.grad = zero
     order.reverse()
@@ -346,17 +299,16 @@ def _interior(root: Value, zero: Any) -> list[Value]:
 
 
 def backward_pass(root: Value, create_graph: bool = False, trace: list[Any] | None = None) -> list[Value]:
-    """`root.backward()`, the one loop. With `trace`, each edge's (node, parent, local, upstream, parent's
-    grad after) is appended there, in order (the stepper and the explorer replay it). Returns the order."""
+    """`root.backward()`: the one loop. With `trace`, each edge's (node, parent, local, upstream, parent's
+    grad after) is appended to it, in order: the stepper and the explorer replay this very loop."""
     if type(root.data) is not float:
         raise ValueError(f"backward() needs a number; reduce the batch first (.sum(), .mean()): {root}")
-    zero, fresh = (_Zero(), topological_order(root)) if create_graph else (0.0, [])
-    if any(type(n.data) is not float for n in fresh):
-        raise ValueError("backward(create_graph=True) works on graphs of numbers, not on batches")
-    fresh = [n for n in fresh if not n.parents and type(n.grad) is float and n.grad == 0.0]
-    for leaf in fresh:
-        leaf.grad = zero  # a leaf's first gradient then is the gradient's graph itself, not `0 + ...`
-    order = _interior(root, zero)
+    order = _interior(root, zero := _Zero() if create_graph else 0.0)
+    for leaf in {p for node in order for p in node.parents if not p.parents} if create_graph else ():
+        if type(leaf.data) is not float:
+            raise ValueError("backward(create_graph=True) works on graphs of numbers, not on batches")
+        if type(leaf.grad) is float and leaf.grad == 0.0:
+            leaf.grad = zero  # so its gradient is the gradient's graph itself, not `0 + ...`
     root.grad += Value(1.0) if create_graph else 1.0
     for node in order:
         grad = node.grad
@@ -367,28 +319,21 @@ def backward_pass(root: Value, create_graph: bool = False, trace: list[Any] | No
             parent.grad += local * grad
             if trace is not None:
                 trace.append((node, parent, local, grad, parent.grad))
-    for leaf in fresh:
-        if leaf.grad is zero:
-            leaf.grad = 0.0  # not reached from root: no gradient
     return order
 
 
 def topological_order(root: Value) -> list[Value]:
-    """Every node of root's graph, each after all of its parents (deterministic: depth first, in
-    parent order). No recursion, so depth is limited by memory, not by Python's recursion limit."""
+    """Every node of root's graph, each after all of its parents (deterministic: depth first, in parent
+    order), without recursion. Bookkeeping by identity: a set hashes Values by id (no __eq__)."""
     order: list[Value] = []
-    visited = {root}
-    stack = [(root, iter(root.parents))]  # each node with an iterator over the parents not yet looked at
+    stack: list[Any] = [root]
+    seen: set[Value] = set()
+    done = object()  # on the stack: the node below it is finished
     while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent not in visited:
-                visited.add(parent)
-                if parent.parents:
-                    stack.append((parent, iter(parent.parents)))
-                    break  # finish that parent first; this loop resumes where it stopped
-                order.append(parent)  # a leaf is done at once
-        else:  # every parent is done
-            stack.pop()
-            order.append(node)
+        node = stack.pop()
+        if node is done:
+            order.append(stack.pop())
+        elif node not in seen:
+            seen.add(node)
+            stack += (node, done, *reversed(node.parents))
     return order
