@@ -9,8 +9,9 @@ building a single node. The plan is made in three small steps, each a function h
     fuse       a layer's `linear` nodes that share their inputs become one matrix product
 
 A node's depth is 1 + its deepest parent's (leaves are 0), so every node of one depth can run at once.
-The per-example graph of micrograd's demo (~10⁴ nodes) becomes a few dozen array instructions; a level
-with a single node stays a single instruction on plain floats (a chain has one node per level).
+The per-example graph of micrograd's demo (7,643 nodes) becomes 111 instructions: 12 over arrays (each
+layer one matrix product), and the 99 additions of the loss's running sum, one level each: a level with a
+single node stays a single instruction, on plain floats (a chain has one node per level).
 No derivative is written here: replay runs `RULES[op]` on the gathered arrays.
 
 This module imports no NumPy (`import chainrule` stays light); chainrule.replay does, on the first compile.
@@ -83,11 +84,11 @@ class Plan(NamedTuple):
     sizes: dict[int, int]
     root: tuple[int, int]  # (kind, slot)
     labels: dict[tuple[int, int], str]  # labelled nodes, for error messages and print(prog)
-    outputs: dict[int, tuple[int, int]]  # id(node) -> (kind, slot), for prog.value(node)
+    outputs: dict[int, tuple[Value, int, int]]  # id(node) -> (node, kind, slot), for prog.value(node)
     nodes: int
 
 
-def compile(root: Value, outputs: Iterable[Value] = ()) -> Program:  # as torch.compile
+def compile(root: Value, outputs: Iterable[Value] = ()) -> Program:  # the builtin's name, as torch.compile
     """Capture the graph behind `root` as a program: `prog()` recomputes `root` from its leaves' current
     `.data`, returns it as a float, and adds d(root)/d(leaf) into every leaf's `.grad`, as
     `root.backward()` would; `prog.forward()` computes the value only; `print(prog)` shows the program.
@@ -229,13 +230,13 @@ def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Valu
             args = tuple(tuple(slot[parents[i][j]] for i in nodes) for j in range(len(first)))
         instructions.append(Instruction(step.op, kinds[nodes[0]], out, len(nodes), arg_kinds, args))
     labels = {(kinds[i], slot[i]): node.label for i, node in enumerate(graph.nodes) if node.label}
-    found: dict[int, tuple[int, int]] = {}
+    found: dict[int, tuple[Value, int, int]] = {}  # the node itself too: its id stays its own
     if outputs:
         number = {id(node): i for i, node in enumerate(graph.nodes)}
         for node in outputs:
             if id(node) not in number:
                 raise ValueError(f"compile: an output is not a node of the root's graph: {node!r}")
-            found[id(node)] = (kinds[number[id(node)]], slot[number[id(node)]])
+            found[id(node)] = (node, kinds[number[id(node)]], slot[number[id(node)]])
     root = len(graph.nodes) - 1
     return Plan(instructions, leaves, sizes, (kinds[root], slot[root]), labels, found, len(graph.nodes))
 

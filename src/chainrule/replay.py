@@ -19,7 +19,8 @@ from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH
 from .compile import NUMBER, Instruction, Plan, format_plan
-from .engine import FLOAT_MATH, RULES, Value, linear
+from .engine import RULES, Value, linear
+from .numerics import FLOAT_MATH
 
 Array = NDArray[np.float64]
 _data = operator.attrgetter("data")
@@ -98,10 +99,10 @@ class Program:
 
     def value(self, node: Value) -> Any:
         """The value of `node` (one of `compile`'s `outputs`) in the last run: a float, or an array."""
-        if id(node) not in self.plan.outputs:
+        known, kind, slot = self.plan.outputs.get(id(node), (None, 0, 0))
+        if known is not node:
             raise ValueError(f"not an output of this program (pass it in compile(root, outputs=[...])): "
                              f"{node!r}")
-        kind, slot = self.plan.outputs[id(node)]
         return float(self._values[kind][slot]) if kind == NUMBER else self._values[kind][slot].copy()
 
     # ----- inputs and outputs -----
