@@ -362,6 +362,26 @@ def test_bad_roots_and_outputs_are_refused() -> None:
         prog.value(a)
 
 
+def test_nodes_compile_cannot_run_are_refused() -> None:
+    a = Value(2.0, "a")
+    odd = a * 3.0
+    odd.op = "bogus"  # a node made outside the engine's ops
+    with pytest.raises(ValueError, match="no rule for op 'bogus'"):
+        chainrule.compile(odd + 1.0)
+    b = Value(1.0, "b")
+    root = b * 2.0
+    b.data = np.zeros((2, 2))  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="a float or a 1-D array"):
+        chainrule.compile(root)
+
+
+def test_forward_leaves_the_grads_alone() -> None:
+    a = Value(2.0, "a")
+    prog = chainrule.compile(a * a)
+    assert prog.forward() == 4.0 and a.grad == 0.0
+    assert prog() == 4.0 and a.grad == 4.0
+
+
 def test_value_reads_outputs_of_the_last_run() -> None:
     w, x = Value(2.0, "w"), Value(np.array([1.0, -2.0]), "x")
     s = w * x
