@@ -282,7 +282,8 @@ def format_plan(plan: Plan) -> str:
     counts = {k: len(ls) for k, ls in sorted(plan.leaves.items())}
     described = ", ".join(f"{n} number{'s' * (n != 1)}" if k == 0 else f"{n} batch{'es' * (n != 1)} of {k}"
                           for k, n in counts.items())
-    lines.append(f"program: {plan.nodes} nodes, {len(plan.instructions)} instructions each way; "
+    lines.append(f"program: {plan.nodes} node{'s' * (plan.nodes != 1)}, {len(plan.instructions)} "
+                 f"instruction{'s' * (len(plan.instructions) != 1)} each way; "
                  f"inputs: {described}")
     forward, backward = [], []
     for j, ins in enumerate(plan.instructions):
@@ -309,8 +310,8 @@ def format_plan(plan: Plan) -> str:
                             f"({RULES['linear'].formula})")
     lines.append("forward")
     lines += ["  " + line for line in forward]
-    root = plan.instructions and owner.get(plan.root)
-    lines.append(f"backward, from ∂{f'%{root}' if root is not None and root is not False else 'root'} = 1")
+    root = owner.get(plan.root)
+    lines.append(f"backward, from ∂{leaf_names[plan.root] if root is None else f'%{root}'} = 1")
     lines += ["  " + line for line in reversed(backward)]
     lines.append("then each input's .grad += its ∂")
     return "\n".join(lines)
