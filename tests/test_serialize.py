@@ -398,3 +398,19 @@ def test_the_next_save_removes_temp_files_a_killed_save_left(tmp_path):
     save(_model(), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [path, *kept])
     assert load(path).state_dict() == _model().state_dict()
+
+
+def test_saving_into_a_missing_folder_names_the_folder(tmp_path):
+    target = tmp_path / "nope" / "model.json"
+    with pytest.raises(FileNotFoundError) as err:
+        save(_model(), target)
+    assert str(err.value) == f"cannot save {target}: there is no folder {tmp_path / 'nope'}"
+
+
+def test_only_modules_are_saved_or_filled(tmp_path):
+    with pytest.raises(TypeError, match=r"can only save a chainrule Module .*, not dict"):
+        save({"w": 1.0}, tmp_path / "m.json")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+    path = save(_model(), tmp_path / "m.json")
+    with pytest.raises(TypeError, match="into must be a chainrule Module to fill, not list"):
+        load(path, into=[])  # type: ignore[arg-type]

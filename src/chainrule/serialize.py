@@ -48,6 +48,8 @@ class ModelFileError(ValueError):
 
 
 def to_json(model: Module) -> str:
+    if not isinstance(model, Module):
+        raise TypeError(f"can only save a chainrule Module (Neuron, Layer, MLP), not {type(model).__name__}")
     state = model.state_dict()
     bad = [name for name, x in state.items() if not math.isfinite(x)]
     if bad:
@@ -61,6 +63,8 @@ def save(model: Module, path: str | os.PathLike[str]) -> Path:
     """Write `model` to `path` (atomically) and return the path."""
     target = Path(path)
     text = to_json(model)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"cannot save {target}: there is no folder {target.parent}")
     for stale in _temp_files(target):
         if not _alive(stale):
             with contextlib.suppress(OSError):  # sweeping is a courtesy: never a reason not to save
@@ -178,6 +182,9 @@ def from_json(text: str, into: Module | None = None, source: str = "model file")
 
     Raises ModelFileError on any problem; `into` is unchanged in that case.
     """
+
+    if into is not None and not isinstance(into, Module):
+        raise TypeError(f"into must be a chainrule Module to fill, not {type(into).__name__}")
 
     def fail(why: str) -> ModelFileError:
         return ModelFileError(f"{source}: {why}")
