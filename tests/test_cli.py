@@ -1,10 +1,12 @@
-"""The `chainrule` command: the demo's numbers, its output files, train, tour, and bad arguments."""
+"""The `chainrule` command: the demo's numbers, its files, train, tour, graph, pipes and bad arguments."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule import cli
+from chainrule import cli, train
 from chainrule.serialize import load
 
 # micrograd's demo.ipynb, run with micrograd 0.1.0: the published log and its first steps in full.
 MICROGRAD_STEP_LOSSES = [0.8958441028683222, 1.723590533697202, 0.7429006313851131]
-BATCHED = cli._batched_available()
+DATASETS = ["moons", "circles", "blobs", "xor", "spirals"]
+# Figures are 150 dpi: 7.2 x 4.8 in and 9.6 x 4.0 in.
+BOUNDARY_SIZE, CURVES_SIZE = (1080, 720), (1440, 600)
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -70,15 +74,16 @@ def test_demo_matches_micrograds_published_log(demo_run):
     assert round(loss99, 4) == 0.0110 and steps[99].endswith("accuracy 100.0%")
     assert abs(loss0 - MICROGRAD_STEP_LOSSES[0]) < 1e-12
     assert abs(loss99 - 0.010978370135492717) < 1e-9  # micrograd 0.1.0's own final loss
-    assert "training" in err and "100/100" in err  # the tqdm bar, on stderr
+    # stderr is not a terminal here: plain progress lines every 10%, no tqdm bar redrawn with \\r
+    assert "training: 100/100 steps (100%)" in err and "\r" not in err
 
 
 def test_demo_writes_two_real_pngs_and_the_model(demo_run):
     _, out, _, out_dir = demo_run
     for name in ("decision_boundary.png", "training_curves.png", "model.json"):
         assert f"wrote {out_dir / name}" in out
-    _assert_real_image(out_dir / "decision_boundary.png", (640, 480))
-    _assert_real_image(out_dir / "training_curves.png", (960, 400))
+    _assert_real_image(out_dir / "decision_boundary.png", BOUNDARY_SIZE)
+    _assert_real_image(out_dir / "training_curves.png", CURVES_SIZE)
     model = load(out_dir / "model.json")
     assert repr(model) == "MLP(2 → 16 relu → 16 relu → 1 linear, 337 parameters)"
 
@@ -106,7 +111,6 @@ def test_eager_demo_is_micrograd_to_the_last_bits(capsys, tmp_path):
     assert steps[2].endswith("accuracy 77.0%")
 
 
-@pytest.mark.skipif(not BATCHED, reason="needs chainrule.batch")
 def test_batched_and_eager_demo_agree(capsys, tmp_path):
     runs = []
     for mode in ("batched", "eager"):
@@ -117,7 +121,6 @@ def test_batched_and_eager_demo_agree(capsys, tmp_path):
     assert runs[0] == pytest.approx(runs[1], abs=1e-12)
 
 
-@pytest.mark.skipif(not BATCHED, reason="100 eager steps are slow; needs chainrule.batch")
 def test_train_with_defaults_is_the_demo(capsys, tmp_path, demo_run):
     code, train, _ = _run(capsys, "train", "--no-progress", "--out", str(tmp_path))
     assert code == 0 and _step_lines(train) == _step_lines(demo_run[1])
@@ -138,7 +141,7 @@ def test_train_variants_run_and_write_outputs(capsys, tmp_path, argv):
                           "--out", str(tmp_path))
     assert code == 0, err
     assert "step 3 loss" in out
-    _assert_real_image(tmp_path / "decision_boundary.png", (640, 480))
+    _assert_real_image(tmp_path / "decision_boundary.png", BOUNDARY_SIZE)
     assert load(tmp_path / "model.json").num_parameters() > 0
 
 
@@ -180,6 +183,7 @@ BAD_ARGS = [
     ["demo", "--steps", "0"],
     ["demo", "--steps", "101"],
     ["demo", "--mode", "gpu"],
+    ["train", "--mode", "quantum", "--steps", "2"],
     ["demo", "--frobnicate"],
     ["train", "--hidden", "16,a"],
     ["train", "--hidden", "16,-1"],
@@ -197,6 +201,7 @@ BAD_ARGS = [
     ["train", "--hidden", "100000,100000"],  # 10^10 parameters: refused at once, not an hour of building
     ["train", "--samples", "1000000"],
     ["demo", "--out", "/proc/no-such-folder"],  # refused before training, not after
+    ["train", "--out", "/"],  # a folder of other files: refused unless --force
     ["tour", "extra"],
 ]
 
@@ -213,8 +218,6 @@ def test_bad_arguments_give_one_line_and_exit_2(capsys, argv):
 @pytest.mark.parametrize("mode", ["batched", "eager"])
 @pytest.mark.parametrize("loss", ["hinge", "bce", "mse"])
 def test_divergence_is_one_line_and_exit_1(capsys, tmp_path, mode, loss):
-    if mode == "batched" and not BATCHED:
-        pytest.skip("needs chainrule.batch")
     code, _, err = _run(capsys, "train", "--lr", "1e6", "--loss", loss,
                         "--samples", "20", "--steps", "30", "--mode", mode, "--no-progress",
                         "--out", str(tmp_path))
@@ -266,3 +269,322 @@ def test_python_m_chainrule_runs_the_tour():
     proc = _subprocess("tour")
     assert proc.returncode == 0, proc.stderr
     assert "all gradients agree" in proc.stdout
+
+
+# ----- graph -------------------------------------------------------------------------------------------
+
+NEURON = ["tanh(x1*w1 + x2*w2 + b)", "--at", "x1=2,x2=0,w1=-3,w2=1,b=6.8813735870195432"]
+
+
+def test_prints_every_leaf_gradient_and_writes_html(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "neuron.html"
+    assert cli.main(["graph", *NEURON, "--params", "w1,w2,b", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "tanh(x1*w1 + x2*w2 + b) = 0.7071"
+    assert printed[1:6] == ["  dL/dx1 = -1.5000", "  dL/dw1 =  1.0000", "  dL/dx2 =  0.5000",
+                            "  dL/dw2 =  0.0000", "  dL/db  =  0.5000"]
+    assert printed[-1] == f"wrote {out}"
+    page = out.read_text(encoding="utf-8")
+    assert '"label":"w1","op":"","kind":"param"' in page
+    assert '"label":"x1","op":"","kind":"input"' in page
+
+
+def test_steps_flag_prints_the_text_stepper(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", "a + a", "--at", "a=3", "--steps"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["  1. a + a (+) → a: grad(a) += 1.0000 × 1.0000 = 1.0000 → 1.0000",
+                          "  2. a + a (+) → a: grad(a) += 1.0000 × 1.0000 = 1.0000 → 2.0000"]
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_svg_and_png_with_graphviz(tmp_path: Path, suffix: str) -> None:
+    if shutil.which("dot") is None:
+        if os.environ.get("CHAINRULE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Graphviz's dot is missing but CHAINRULE_REQUIRE_BROWSER=1")
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    out = tmp_path / f"n{suffix}"
+    assert cli.main(["graph", *NEURON, "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+
+
+def test_svg_without_graphviz_writes_html_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cli.main(["graph", *NEURON, "--out", str(tmp_path / "n.svg")]) == 0
+    captured = capsys.readouterr()
+    notes = captured.err.strip().splitlines()
+    assert len(notes) == 1 and notes[0].startswith("note: Graphviz's dot program is not on the PATH")
+    assert (tmp_path / "n.html").exists()
+    assert captured.out.splitlines()[-1] == f"wrote {tmp_path / 'n.html'}"
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["x.__class__", "--at", "x=1"], "column 2: unexpected '.': attribute access"),
+    (["x[0]", "--at", "x=1"], "column 2: unexpected '['"),
+    (["(lambda: 1)()", "--at", ""], "column 8: unexpected ':'"),
+    (["open(x)", "--at", "x=1"], "column 1: unknown function 'open'"),
+    (["a*b", "--at", "a=1"], "no value for b"),
+    (["a", "--at", "a=1,b=2"], "b not used"),
+    (["a", "--at", "a=two"], "--at error at column 3: value of a is not a number"),
+    (["a**b", "--at", "a=10,b=400"], "column 2: overflow"),
+    (["a", "--at", "a=1", "--params", "w"], "--params names not in the expression: w"),
+    (["a", "--at", "a=1", "--out", "g.pdf"], "use one of .svg, .png, .html"),
+    (["a", "--at", "a=1", "--out", "/no-such-chainrule-dir/g.html"], "no such folder for --out"),
+])
+def test_bad_input_is_one_line_exit_2(args: list[str], words: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("chainrule graph: error: ")
+    assert words in err[0]
+
+
+def test_hostile_expression_executes_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    hostile = f"__import__('os').system('touch {marker}')"
+    result = subprocess.run(
+        [sys.executable, "-m", "chainrule.cli", "graph", hostile, "--at", "x=1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_a_minus_at_the_start_of_an_expression_is_not_an_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", "-x*y", "--at", "x=1,y=2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["-x*y = -2.0000", "  dL/dx = -2.0000", "  dL/dy = -1.0000"]
+
+
+def test_an_infinite_slope_is_printed_not_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # sqrt at 0: the value is 0, only the slope is infinite (PyTorch's convention, which the engine follows).
+    assert cli.main(["graph", "x**0.5", "--at", "x=0"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["x**0.5 = 0.0000", "  dL/dx =  inf"]
+
+
+def test_a_leaf_has_no_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", "x", "--at", "x=1", "--steps"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "x is a leaf: backward has no edges to step through"
+
+
+@pytest.mark.parametrize("target", ["/proc/g.svg", "{tmp}/folder.html"])
+def test_an_unwritable_out_file_fails_before_printing(tmp_path: Path, target: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "folder.html").mkdir()  # a folder where the file should go
+    path = target.format(tmp=tmp_path)
+    assert cli.main(["graph", *NEURON, "--out", path]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"chainrule graph: error: cannot write --out {path}: ")
+    assert len(captured.err.splitlines()) == 1
+
+
+def test_the_out_file_check_leaves_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    existing = tmp_path / "old.html"
+    existing.write_text("keep me")
+    assert cli.main(["graph", "a**b", "--at", "a=10,b=400", "--out", str(existing)]) == 2  # overflow
+    assert cli.main(["graph", "x", "--at", "x=1", "--params", "y", "--out", str(tmp_path / "new.svg")]) == 2
+    assert existing.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["old.html"]
+
+
+def test_too_big_a_graph_to_draw_is_refused_before_printing(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    expr = " + ".join(["x"] * 400)
+    assert cli.main(["graph", expr, "--at", "x=1", "--out", str(tmp_path / "g.html")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "too many to draw" in captured.err
+    assert cli.main(["graph", expr, "--at", "x=1"]) == 0  # printing its gradient is fine
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_without_graphviz_the_html_written_is_named_on_stdout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], suffix: str,
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on it
+    assert cli.main(["graph", *NEURON, "--out", str(tmp_path / f"n{suffix}")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == f"wrote {tmp_path / 'n.html'}"
+    assert "not on the PATH" in captured.err and not (tmp_path / f"n{suffix}").exists()
+
+
+def test_a_drawing_that_fails_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import chainrule.viz
+
+    def full_disk(*args: object, **kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(chainrule.viz, "render", full_disk)
+    assert cli.main(["graph", *NEURON, "--out", str(tmp_path / "n.html")]) == 1
+    assert capsys.readouterr().err == "chainrule graph: error: [Errno 28] No space left on device\n"
+
+
+# ----- every loss on every dataset, in every mode -----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", train.MODES)
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("loss", train.LOSSES)
+def test_every_loss_dataset_and_mode_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path, loss: str,
+                                          dataset: str, mode: str) -> None:
+    # --loss ce with 2 classes (two outputs, softmax) crashed in both modes.
+    code, out, err = _run(capsys, "train", "--loss", loss, "--dataset", dataset, "--mode", mode,
+                          "--steps", "3", "--samples", "20", "--hidden", "4", "--no-progress",
+                          "--out", str(tmp_path))
+    assert code == 0, err
+    assert re.fullmatch(r"step 2 loss [0-9.e-]+, accuracy \d{1,3}\.\d%", _step_lines(out)[2])
+    assert load(tmp_path / "model.json").num_parameters() == (17 if loss != "ce" else 22)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_mse_converges_at_its_default_rate(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           dataset: str) -> None:
+    code, out, err = _run(capsys, "train", "--loss", "mse", "--dataset", dataset, "--no-progress",
+                          "--out", str(tmp_path))
+    assert code == 0, err  # at the old default lr 1.0, moons diverged at step 2
+    steps = _step_lines(out)
+    assert float(steps[99].split()[3].rstrip(",")) < 0.5 * float(steps[0].split()[3].rstrip(","))
+
+
+def test_a_huge_learning_rate_is_diverged_not_a_final_loss_of_1e29(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    code, out, err = _run(capsys, "train", "--lr", "100", "--no-progress", "--out", str(tmp_path))
+    assert code == 1
+    assert re.fullmatch(r"chainrule train: error: training diverged at step \d+ \(the loss grew from .*\); "
+                        r"try a smaller --lr\n", err)
+    assert "final loss" not in out and list(tmp_path.iterdir()) == []
+
+
+def test_percentages_are_rounded(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # 7 of 50 right is 14.000000000000002% in floating point.
+    code, out, _ = _run(capsys, "train", "--samples", "50", "--steps", "12", "--no-progress", "--out",
+                        str(tmp_path))
+    assert code == 0
+    for line in [*_step_lines(out).values(), next(x for x in out.splitlines() if x.startswith("trained"))]:
+        assert re.search(r"accuracy \d{1,3}\.\d%$", line), line
+
+
+# ----- --out, --force, --explorer ---------------------------------------------------------------------
+
+
+def test_out_holding_other_files_is_refused_unless_forced(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("years of work")
+    argv = ["train", "--steps", "2", "--samples", "10", "--no-progress", "--out", str(tmp_path)]
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err == (f"chainrule train: error: --out {tmp_path} holds files chainrule did not write "
+                   "(thesis.tex): pick an empty or new folder, or --force\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+    code, _, _ = _run(capsys, *argv, "--force")
+    assert code == 0 and (tmp_path / "model.json").exists() and (tmp_path / "thesis.tex").exists()
+
+
+def test_a_folder_chainrule_wrote_may_be_written_again(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    argv = ["demo", "--steps", "2", "--no-progress", "--explorer", "--out", str(tmp_path)]
+    assert _run(capsys, *argv)[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(cli.OUTPUTS)
+    assert _run(capsys, *argv)[0] == 0
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["train", "--loss", "ce", "--hidden", "4,3"]])
+def test_explorer_shows_the_trained_model_by_neuron(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    argv: list[str]) -> None:
+    code, out, _ = _run(capsys, *argv, "--steps", "2", "--no-progress", "--explorer", "--out", str(tmp_path))
+    assert code == 0 and f"wrote {tmp_path / 'explorer.html'}" in out
+    page = (tmp_path / "explorer.html").read_text(encoding="utf-8")
+    model = load(tmp_path / "model.json")
+    neurons = sum(len(layer.neurons) for layer in model.layers)  # type: ignore[attr-defined]
+    assert all(f'"name":"L{i}.N0"' in page for i in range(len(model.layers)))  # type: ignore[attr-defined]
+    assert page.count('"name":"L') == neurons
+    assert '"label":"loss"' in page  # traced on a training point, through its loss
+
+
+def test_explorer_of_a_wide_model_groups_by_layer(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = _run(capsys, "train", "--hidden", "320", "--steps", "1", "--samples", "10",
+                        "--no-progress", "--explorer", "--out", str(tmp_path))
+    assert code == 0, err
+    page = (tmp_path / "explorer.html").read_text(encoding="utf-8")
+    assert '"name":"L0"' in page and '"name":"L0.N0"' not in page
+
+
+def test_explorer_that_cannot_be_drawn_is_one_line_and_exit_1(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import chainrule.viz
+
+    def too_large(*args: object, **kwargs: object) -> Path:
+        raise chainrule.viz.GraphTooLargeError("graph has 999 boxes to draw")
+
+    monkeypatch.setattr(chainrule.viz, "render", too_large)
+    code, _, err = _run(capsys, "demo", "--steps", "1", "--no-progress", "--explorer", "--out", str(tmp_path))
+    assert code == 1 and err == "chainrule demo: error: explorer.html: graph has 999 boxes to draw\n"
+
+
+def test_a_write_failing_after_training_is_one_line_and_exit_1(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import chainrule.serialize
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(chainrule.serialize, "save", full_disk)
+    code, _, err = _run(capsys, "demo", "--steps", "1", "--no-progress", "--out", str(tmp_path))
+    assert code == 1
+    assert err == f"chainrule demo: error: cannot write to {tmp_path}: No space left on device\n"
+
+
+# ----- progress, pipes ------------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_the_tqdm_bar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    stdout, stderr = io.StringIO(), _Terminal()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert cli.main(["demo", "--steps", "5", "--out", str(tmp_path)]) == 0
+    assert "\r" in stderr.getvalue() and "5/5" in stderr.getvalue()  # redrawn in place
+    assert "steps (" not in stderr.getvalue()  # not the plain lines meant for pipes
+    assert "step 4 loss" in stdout.getvalue() and "\r" not in stdout.getvalue()
+
+
+def test_no_progress_means_nothing_on_stderr(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = _run(capsys, "demo", "--steps", "5", "--no-progress", "--out", str(tmp_path))
+    assert code == 0 and err == ""
+
+
+def test_piped_output_has_plain_lines_and_no_carriage_returns(tmp_path: Path) -> None:
+    proc = _subprocess("demo", "--steps", "20", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout and "\r" not in proc.stderr
+    assert proc.stderr.splitlines() == [f"training: {k}/20 steps ({k * 5}%)" for k in range(2, 21, 2)]
+    assert list(_step_lines(proc.stdout)) == [0, 10, 19]
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    argv = [sys.executable, "-m", "chainrule", "demo", "--steps", "5", "--out", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the first line, as `head` does after its last
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == cli.EXIT_PIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+def test_demo_piped_into_head(tmp_path: Path) -> None:
+    command = f"{sys.executable} -m chainrule demo --out {tmp_path} | head -2"
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+    assert proc.stdout.splitlines()[1] == "step 0 loss 0.8958441028683222, accuracy 50.0%"
+    assert len(proc.stdout.splitlines()) == 2
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr

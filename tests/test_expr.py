@@ -104,6 +104,12 @@ def test_a_name_used_twice_is_one_leaf() -> None:
     assert leaves["a"].grad == pytest.approx(7.0)
 
 
+def test_an_infinite_slope_is_kept_only_the_value_must_be_finite() -> None:
+    root, leaves = build(parse("x**0.5"), {"x": 0.0})
+    root.backward()
+    assert root.data == 0.0 and leaves["x"].grad == math.inf
+
+
 def test_names_in_order_of_appearance() -> None:
     assert names(parse("b + a*b + c")) == ["b", "a", "c"]
 

@@ -420,7 +420,8 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
             args = [results[id(child)] for child in _children(node)]
             try:
                 out = _apply(node, args)
-                finite = math.isfinite(out.data) and all(map(math.isfinite, out.local_grads))
+                # Only the value must be finite: an infinite slope (x**0.5 at 0) is a limit, as in PyTorch.
+                finite = math.isfinite(out.data)
             except OverflowError:
                 raise ExprError("overflow: the result is too large", node.pos + 1) from None
             except ZeroDivisionError:
