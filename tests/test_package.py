@@ -24,20 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "chainrule"
 
 
-def _data_files() -> set[str]:
-    """Every non-Python file of the package in the source tree, e.g. 'chainrule/viz/explorer.js'."""
-    return {
-        p.relative_to(PACKAGE.parent).as_posix()
-        for p in PACKAGE.rglob("*")
-        if p.is_file() and p.suffix not in {".py", ".pyc"} and "__pycache__" not in p.parts
-    }
-
-
 def _checkout_files() -> list[str]:
     """What a fresh clone would hold, plus uncommitted work: tracked and untracked-but-not-ignored files."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+
+
+def _data_files() -> set[str]:
+    """Every non-Python file of the package in the checkout, e.g. 'chainrule/viz/explorer.js'."""
+    return {name.removeprefix("src/") for name in _checkout_files()
+            if name.startswith("src/chainrule/") and not name.endswith(".py")}
 
 
 @dataclass
