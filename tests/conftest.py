@@ -42,20 +42,21 @@ def hide_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # ----- the oracles: dev extras, so CI (CHAINRULE_REQUIRE_BROWSER=1) fails where one is missing -------
 
-def _oracle(name: str) -> ModuleType:
+def oracle(name: str) -> ModuleType:
+    """Import a test-only reference library: skip without it, but fail in CI, which installs them all."""
     return importlib.import_module(name) if REQUIRE else pytest.importorskip(name)
 
 
 @pytest.fixture(scope="session")
 def torch() -> ModuleType:
     """PyTorch, the float64 oracle every gradient is checked against."""
-    return _oracle("torch")
+    return oracle("torch")
 
 
 @pytest.fixture(scope="session")
 def micrograd() -> SimpleNamespace:
     """micrograd 0.1.0 (`.engine`, `.nn`), the reference peer whose numbers we reproduce."""
-    return SimpleNamespace(engine=_oracle("micrograd.engine"), nn=_oracle("micrograd.nn"))
+    return SimpleNamespace(engine=oracle("micrograd.engine"), nn=oracle("micrograd.nn"))
 
 
 # ----- a real browser: Debian's chromium driven by Playwright (never `playwright install`) -------

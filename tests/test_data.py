@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import oracle
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -33,8 +34,8 @@ GLOBAL_SEED = 20240607
 @pytest.fixture(scope="module")
 def sk() -> SimpleNamespace:
     """sklearn's functions under test, or skip: sklearn is only a test oracle."""
-    datasets = pytest.importorskip("sklearn.datasets")
-    model_selection = pytest.importorskip("sklearn.model_selection")
+    datasets = oracle("sklearn.datasets")
+    model_selection = oracle("sklearn.model_selection")
     return SimpleNamespace(
         make_moons=datasets.make_moons,
         make_circles=datasets.make_circles,
