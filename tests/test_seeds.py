@@ -98,3 +98,23 @@ def test_examples_name_their_leaves_in_argument_order() -> None:
         leaves = example.leaves()
         assert [v.label for v in leaves] == list(example.inputs)
         assert all(isinstance(v, Value) and v.data == example.inputs[v.label] for v in leaves)
+
+
+def test_check_puts_backward_beside_finite_differences() -> None:
+    check = FIRST_GRAPH.check()
+    assert check.ok and check.gradcheck_failure == "" and check.graph.ok
+    assert [r.label for r in check.rows] == ["a", "b", "c", "f", "e", "d", "L"]
+    leaves = {r.label: r for r in check.rows if r.finite_difference is not None}
+    assert list(leaves) == ["a", "b", "c", "f"]
+    assert all(r.finite_difference == pytest.approx(r.grad, abs=1e-6) for r in leaves.values())
+
+
+def test_check_catches_a_wrong_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chainrule import RULES, Rule
+
+    right = RULES["*"]
+    wrong = Rule(right.forward, lambda m, out, a, b: (b, 2 * a), right.formula, right.fails_on)
+    monkeypatch.setitem(RULES, "*", wrong)
+    check = REUSED.check()
+    assert not check.ok
+    assert check.gradcheck_failure and not check.graph.ok

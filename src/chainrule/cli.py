@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
+from chainrule import __version__  # the package is imported anyway, as chainrule.cli's parent
+
 # The heavy imports (numpy, matplotlib, tqdm) wait inside the commands, so `chainrule --help` is instant.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141  # 141: killed by SIGPIPE
@@ -54,16 +56,17 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) < high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return int(text)
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    if not text.strip().isdigit() or int(text) >= 2**32:  # NumPy's RandomState takes exactly these
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
-    return int(text)
+_positive_int = _int_in(1, 10**18, "a positive integer")
+_seed = _int_in(0, 2**32, "an integer in [0, 2**32)")  # NumPy's RandomState takes exactly these
 
 
 def _positive_float(strict: bool) -> Callable[[str], float]:
@@ -325,42 +328,21 @@ def _add_tour_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_cmd_tour)
 
 
-def _alone(graph: Callable[..., Any], values: list[float], i: int) -> Callable[[float], Any]:
-    """graph's output as a function of leaf i alone, the others held at their values."""
-    from chainrule.engine import Value
-
-    return lambda t: graph(*[Value(t if j == i else x) for j, x in enumerate(values)])
-
-
 def _cmd_tour(args: argparse.Namespace) -> int:
-    from chainrule.engine import topological_order
-    from chainrule.gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
     from chainrule.seeds import EXAMPLES
 
-    ok = True
-    for number, example in enumerate(EXAMPLES, 1):
-        print(f"{number}. {example.title}")
-        leaves = example.leaves()
-        out = example.graph(*leaves)
-        out.backward()
-        values = list(example.inputs.values())
-        # The leaves in the order they are named, then the labelled values from the leaves to the output.
-        rows = [*leaves, *(n for n in topological_order(out) if n.label and n.parents)]
-        width = max(len(n.label) for n in rows)
-        print(f"  {'node':<{width}} {'data':>11} {'grad (backward)':>16} {'finite diff.':>13}")
-        for node in rows:
-            i = next((j for j, leaf in enumerate(leaves) if leaf is node), None)  # identity: no __eq__
-            fd = "" if i is None else f"{numerical_grad(_alone(example.graph, values, i), values[i]):13.6f}"
-            print(f"  {node.label:<{width}} {node.data:11.6f} {node.grad:16.6f} {fd:>13}")
-        try:
-            gradcheck(example.graph, *leaves)
-            print(f"  gradcheck: backward agrees with finite differences for {', '.join(example.inputs)}")
-        except GradcheckError as err:
-            print(f"  gradcheck FAILED: {err}")
-            ok = False
-        report = check_graph(out)
-        ok = ok and report.ok
-        print(f"  check_graph: {report}\n  {example.note}\n")
+    checks = [example.check() for example in EXAMPLES]
+    for number, (example, check) in enumerate(zip(EXAMPLES, checks, strict=True), 1):
+        width = max(4, *(len(row.label) for row in check.rows))
+        print(f"{number}. {example.title}\n  {'node':<{width}} {'data':>11} {'grad (backward)':>16} "
+              f"{'finite diff.':>13}")
+        for r in check.rows:
+            fd = "" if r.finite_difference is None else f"{r.finite_difference:13.6f}"
+            print(f"  {r.label:<{width}} {r.data:11.6f} {r.grad:16.6f} {fd:>13}")
+        print(f"  gradcheck FAILED: {check.gradcheck_failure}" if check.gradcheck_failure else
+              f"  gradcheck: backward agrees with finite differences for {', '.join(example.inputs)}")
+        print(f"  check_graph: {check.graph}\n  {example.note}\n")
+    ok = all(check.ok for check in checks)
     print("all gradients agree with finite differences" if ok else "SOME CHECKS FAILED")
     return EXIT_OK if ok else EXIT_FAILED
 
@@ -458,18 +440,9 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 # ----- main -------------------------------------------------------------------------------------------
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chainrule")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="A scalar autograd engine to learn backpropagation with.")
-    parser.add_argument("--version", action="version", version=f"chainrule {_version()}")
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     # Subparsers are made by type(parser), so they are _Parsers too (one-line errors).
     subparsers = cast("_SubParsers[argparse.ArgumentParser]",
                       parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from chainrule.engine import Value, topological_order
+from chainrule.gradcheck import GradcheckError, GraphReport, check_graph, gradcheck, numerical_grad
 
 
 def _named(v: Value, label: str) -> Value:
@@ -72,6 +73,49 @@ class Example:
         """The graph on fresh leaves: (output, every labelled value of the graph by its label)."""
         out = self.graph(*self.leaves())
         return out, {v.label: v for v in topological_order(out) if v.label}
+
+    def check(self) -> Check:
+        """backward()'s gradients beside finite differences, as `chainrule tour` prints them."""
+        leaves = self.leaves()
+        out = self.graph(*leaves)
+        out.backward()
+        values = list(self.inputs.values())
+
+        def alone(i: int) -> Callable[[float], Value]:  # out as a function of leaf i, the others held
+            return lambda t: self.graph(*[Value(t if j == i else x) for j, x in enumerate(values)])
+
+        # The leaves in the order they are named, then the labelled values from the leaves to the output.
+        rows = [Row(v.label, float(v.data), v.grad, numerical_grad(alone(i), values[i]))
+                for i, v in enumerate(leaves)]
+        rows += [Row(v.label, float(v.data), v.grad, None) for v in topological_order(out)
+                 if v.label and v.parents]
+        try:
+            gradcheck(self.graph, *leaves)
+            failure = ""
+        except GradcheckError as err:
+            failure = str(err)
+        return Check(rows, failure, check_graph(out))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One value of a checked graph: its data, backward()'s gradient, and for a leaf the finite difference."""
+
+    label: str
+    data: float
+    grad: float
+    finite_difference: float | None
+
+
+@dataclass(frozen=True)
+class Check:
+    rows: list[Row]
+    gradcheck_failure: str  # empty when backward agrees with finite differences for every leaf
+    graph: GraphReport  # check_graph: every op's rule against finite differences
+
+    @property
+    def ok(self) -> bool:
+        return not self.gradcheck_failure and self.graph.ok
 
 
 FIRST_GRAPH = Example(
