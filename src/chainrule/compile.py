@@ -19,6 +19,7 @@ This module imports no NumPy (`import chainrule` stays light); chainrule.replay 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -146,14 +147,20 @@ def _kind(node: Value) -> int:
 def vectorize(graph: Graph) -> list[Group]:
     """Nodes with the same op and depth, whose parents have the same kinds, become one Group; groups run
     depth by depth (every parent is computed at a smaller depth), in order of first appearance."""
-    groups: dict[tuple[int, str, int, tuple[int, ...]], list[int]] = {}
-    kinds = graph.kinds
-    for i, (op, ps) in enumerate(zip(graph.ops, graph.parents, strict=True)):
-        if ps:
-            key = (graph.depths[i], op, kinds[i], tuple(map(kinds.__getitem__, ps)))
-            groups.setdefault(key, []).append(i)
-    ordered = sorted(groups.items(), key=lambda item: item[0][0])  # stable: first appearance within a depth
-    return [Group(key[1], nodes) for key, nodes in ordered]
+    ops, parents, kinds, depths = graph.ops, graph.parents, graph.kinds, graph.depths
+    inner = [i for i, ps in enumerate(parents) if ps]
+    inner.sort(key=depths.__getitem__)  # stable: in topological order within a depth
+    groups = []
+    for _, level in itertools.groupby(inner, key=depths.__getitem__):
+        nodes = list(level)
+        if len(nodes) == 1:  # a chain's every level: no grouping to do
+            groups.append(Group(ops[nodes[0]], nodes))
+            continue
+        alike: dict[tuple[str, int, tuple[int, ...]], list[int]] = {}
+        for i in nodes:
+            alike.setdefault((ops[i], kinds[i], tuple(map(kinds.__getitem__, parents[i]))), []).append(i)
+        groups += [Group(key[0], members) for key, members in alike.items()]
+    return groups
 
 
 def fuse(graph: Graph, groups: list[Group]) -> list[Group | Product]:
@@ -202,8 +209,10 @@ def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Valu
     leaves: dict[int, list[Value]] = {}
     for i, ps in enumerate(parents):
         if not ps:
-            place([i])
-            leaves.setdefault(kinds[i], []).append(graph.nodes[i])
+            k = kinds[i]
+            slot[i] = sizes.get(k, 0)
+            sizes[k] = slot[i] + 1
+            leaves.setdefault(k, []).append(graph.nodes[i])
     instructions = []
     shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple of operand kinds for many instructions
     for step in steps:
@@ -217,17 +226,21 @@ def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Valu
                                             (len(step.grid), len(step.grid[0]))))
             continue
         nodes = step.nodes
-        if len(nodes) > 1:  # in the order of their parents' slots: gathers then are often plain slices
-            nodes = sorted(nodes, key=lambda i: [slot[p] for p in parents[i]])
-        out = place(nodes)
         first = parents[nodes[0]]
         arg_kinds = tuple(map(kinds.__getitem__, first))
         arg_kinds = shared.setdefault(arg_kinds, arg_kinds)
-        args: tuple[tuple[int, ...], ...]
         if len(nodes) == 1:  # most instructions of a deep chain: the short way
-            args = tuple((slot[p],) for p in first)
-        else:
-            args = tuple(tuple(slot[parents[i][j]] for i in nodes) for j in range(len(first)))
+            i = nodes[0]
+            k = kinds[i]
+            slot[i] = sizes.get(k, 0)
+            sizes[k] = slot[i] + 1
+            one_each = tuple(zip(map(slot.__getitem__, first)))  # ((slot of parent 0,), (slot of 1,), ...)
+            instructions.append(Instruction(step.op, k, slot[i], 1, arg_kinds, one_each))
+            continue
+        # in the order of their parents' slots: gathers then are often plain slices
+        nodes = sorted(nodes, key=lambda i: [slot[p] for p in parents[i]])
+        out = place(nodes)
+        args = tuple(tuple(slot[parents[i][j]] for i in nodes) for j in range(len(first)))
         instructions.append(Instruction(step.op, kinds[nodes[0]], out, len(nodes), arg_kinds, args))
     labels = {(kinds[i], slot[i]): node.label for i, node in enumerate(graph.nodes) if node.label}
     found: dict[int, tuple[Value, int, int]] = {}  # the node itself too: its id stays its own

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH
 from .compile import NUMBER, Instruction, Plan, format_plan
-from .engine import RULES, Value, linear
+from .engine import RULES, Rule, Value, linear
 from .numerics import FLOAT_MATH
 
 Array = NDArray[np.float64]
@@ -54,13 +54,13 @@ class Program:
         self.inputs = [leaf for kind in sorted(plan.leaves) for leaf in plan.leaves[kind]]
         self._values = {k: np.zeros((n,) if k == NUMBER else (n, k)) for k, n in plan.sizes.items()}
         self._grads = {k: np.zeros_like(v) for k, v in self._values.items()}
-        self._steps = [_step(ins) for ins in plan.instructions]
+        self._steps = _steps(plan.instructions)
         self._numbers = plan.leaves.get(NUMBER, [])
         self._batches = [(k, ls) for k, ls in plan.leaves.items() if k != NUMBER]
 
     def __len__(self) -> int:
         """The number of forward instructions (backward has as many)."""
-        return len(self._steps)
+        return len(self.plan.instructions)
 
     def __str__(self) -> str:
         return format_plan(self.plan)
@@ -79,7 +79,7 @@ class Program:
                     step.forward(values)
         except (ArithmeticError, ValueError) as err:
             assert step is not None
-            self._explain(step.ins, err)
+            self._explain(step.instructions, err)
         kind, slot = self.plan.root
         return float(values[kind][slot])
 
@@ -142,18 +142,19 @@ class Program:
             for j, leaf in enumerate(leaves):
                 leaf.grad = leaf.grad + rows[j]  # a new array: never a view of this program's buffers
 
-    def _explain(self, ins: Instruction, err: Exception) -> None:
-        """Raise the engine's own error for the first node of `ins` that fails (its message names the op
-        and the Values): the op is run again, node by node, through Value on the current numbers."""
+    def _explain(self, instructions: list[Instruction], err: Exception) -> None:
+        """Raise the engine's own error for the first node that fails (its message names the op and the
+        Values): the failed step's ops run again, node by node, through Value on the current numbers."""
         labels = self.plan.labels
 
         def leaf(kind: int, slot: int) -> Value:
             row = self._values[kind][slot]
             return Value(float(row) if kind == NUMBER else row.copy(), labels.get((kind, slot), ""))
 
-        for parents in _node_operands(ins):
-            _eager(ins.op, [leaf(k, s) for k, s in parents])  # raises the engine's error, naming the op
-        raise type(err)(f"{ins.op} failed ({err})") from None
+        for ins in instructions:
+            for parents in _node_operands(ins):
+                _eager(ins.op, [leaf(k, s) for k, s in parents])  # raises the engine's error, naming the op
+        raise type(err)(f"{' '.join(sorted({ins.op for ins in instructions}))} failed ({err})") from None
 
 
 def _node_operands(ins: Instruction) -> list[list[tuple[int, int]]]:
@@ -182,33 +183,53 @@ def _eager(op: str, parents: list[Value]) -> Value:
 # ----- the three kinds of instruction --------------------------------------------------------------------
 
 
-def _step(ins: Instruction) -> _Numbers | _Stacked | _Product:
-    if ins.grid is not None:
-        return _Product(ins)
-    if ins.size == 1 and ins.kind == NUMBER and not any(ins.arg_kinds):
-        return _Numbers(ins)
-    return _Stacked(ins)
+def _steps(instructions: list[Instruction]) -> list[_Numbers | _Stacked | _Product]:
+    steps: list[_Numbers | _Stacked | _Product] = []
+    for ins in instructions:
+        if ins.grid is not None:
+            steps.append(_Product(ins))
+        elif ins.size == 1 and ins.kind == NUMBER and not any(ins.arg_kinds):
+            last = steps[-1] if steps else None
+            if not isinstance(last, _Numbers):  # a run of single nodes: one loop
+                last = _Numbers()
+                steps.append(last)
+            last.add(ins)
+        else:
+            steps.append(_Stacked(ins))
+    return steps
 
 
 class _Numbers:
-    """A single node on plain floats (a level of the graph with one node: a chain, a running sum)."""
+    """Single nodes on plain floats, one after another: the levels of a graph that hold one node each
+    (a chain, a running sum), run in one loop."""
 
-    __slots__ = ("args", "ins", "out", "rule")
+    __slots__ = ("args", "instructions", "outs", "rules")
 
-    def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule, self.out = ins, RULES[ins.op], ins.out
-        self.args = tuple(a[0] for a in ins.args)
+    def __init__(self) -> None:
+        self.instructions: list[Instruction] = []
+        self.rules: list[Rule] = []
+        self.outs: list[int] = []
+        self.args: list[tuple[int, ...]] = []
+
+    def add(self, ins: Instruction) -> None:
+        self.instructions.append(ins)
+        self.rules.append(RULES[ins.op])
+        self.outs.append(ins.out)
+        self.args.append(tuple(a[0] for a in ins.args))
 
     def forward(self, values: dict[int, Array]) -> None:
         v = values[NUMBER]
-        v[self.out] = self.rule.forward(FLOAT_MATH, *map(v.item, self.args))
+        item = v.item  # a Python float: FLOAT_MATH's errors are Python's (1.0 / 0.0 raises)
+        for rule, out, args in zip(self.rules, self.outs, self.args):  # noqa: B905 (built together)
+            v[out] = rule.forward(FLOAT_MATH, *map(item, args))
 
     def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
         v, g = values[NUMBER], grads[NUMBER]
-        grad = g.item(self.out)
-        local = self.rule.local(FLOAT_MATH, v.item(self.out), *map(v.item, self.args))
-        for parent, d in zip(self.args, local):  # noqa: B905 (the rule gives one per parent)
-            g[parent] += d * grad
+        item = v.item
+        for rule, out, args in zip(reversed(self.rules), reversed(self.outs), reversed(self.args)):  # noqa: B905
+            grad = g.item(out)
+            for parent, d in zip(args, rule.local(FLOAT_MATH, item(out), *map(item, args))):  # noqa: B905
+                g[parent] += d * grad  # the chain rule, one node at a time
 
 
 class _Operand:
@@ -242,10 +263,10 @@ class _Operand:
 class _Stacked:
     """One op over many nodes: operands gathered into arrays, one row per node."""
 
-    __slots__ = ("ins", "operands", "out", "rule", "saved", "to_column")
+    __slots__ = ("ins", "instructions", "operands", "out", "rule", "saved", "to_column")
 
     def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule = ins, RULES[ins.op]
+        self.ins, self.rule, self.instructions = ins, RULES[ins.op], [ins]
         self.out = slice(ins.out, ins.out + ins.size)
         self.operands = [_Operand(k, a, k == NUMBER and ins.kind != NUMBER)
                          for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
@@ -271,10 +292,10 @@ class _Stacked:
 class _Product:
     """A layer of `linear` nodes as b + W @ x (W: rows × n weights, x: n inputs × columns or × batch)."""
 
-    __slots__ = ("b", "ins", "out", "rule", "saved", "shape", "w", "wshape", "x", "xshape")
+    __slots__ = ("b", "ins", "instructions", "out", "rule", "saved", "shape", "w", "wshape", "x", "xshape")
 
     def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule = ins, RULES["linear"]
+        self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
         rows, cols = ins.grid or (0, 0)
         n = len(ins.args[1]) // rows
         self.out = slice(ins.out, ins.out + ins.size)
