@@ -427,11 +427,31 @@ def test_a_drawing_that_fails_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyP
 # ----- every loss on every dataset, in every mode -----------------------------------------------------
 
 
+@pytest.fixture
+def quick_pictures(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """Stand-ins for the plots (drawn for real by the tests above and in test_plots): they score the grid's
+    corners with the trained model, as the boundary does, and save a 1x1 inch figure."""
+    from matplotlib.figure import Figure
+
+    import chainrule.viz.plots as plots
+
+    calls: list[tuple[object, ...]] = []
+
+    def boundary(model: object, X: np.ndarray, y: np.ndarray, *, title: str) -> Figure:
+        calls.append((train.predict(model, X[:4]), title))  # type: ignore[arg-type]
+        return Figure(figsize=(1, 1))
+
+    monkeypatch.setattr(plots, "decision_boundary", boundary)
+    monkeypatch.setattr(plots, "training_curves", lambda history, *, title: Figure(figsize=(1, 1)))
+    return calls
+
+
 @pytest.mark.parametrize("mode", train.MODES)
 @pytest.mark.parametrize("dataset", DATASETS)
 @pytest.mark.parametrize("loss", train.LOSSES)
 def test_every_loss_dataset_and_mode_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path, loss: str,
-                                          dataset: str, mode: str) -> None:
+                                          dataset: str, mode: str, quick_pictures: list[tuple[object, ...]],
+                                          ) -> None:
     # --loss ce with 2 classes (two outputs, softmax) crashed in both modes.
     code, out, err = _run(capsys, "train", "--loss", loss, "--dataset", dataset, "--mode", mode,
                           "--steps", "3", "--samples", "20", "--hidden", "4", "--no-progress",
@@ -439,6 +459,8 @@ def test_every_loss_dataset_and_mode_runs(capsys: pytest.CaptureFixture[str], tm
     assert code == 0, err
     assert re.fullmatch(r"step 2 loss [0-9.e-]+, accuracy \d{1,3}\.\d%", _step_lines(out)[2])
     assert load(tmp_path / "model.json").num_parameters() == (17 if loss != "ce" else 22)
+    (predicted, title), = quick_pictures
+    assert set(predicted.tolist()) <= {0, 1} and title.startswith(f"{dataset}, {loss} loss, sgd: ")
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
