@@ -291,3 +291,26 @@ def test_class_scores_refuse_points_of_the_wrong_width() -> None:
     model, _, _ = _small()
     with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)"):
         class_scores(model, np.zeros(5))
+
+
+def test_margins_are_the_own_class_score_minus_the_best_other() -> None:
+    model = MLP(2, [3], "linear", "linear")
+    for neuron, w in zip(model.layers[0].neurons, [(1.0, 0.0), (0.0, 1.0), (0.0, 0.0)], strict=True):
+        neuron.w[0].data, neuron.w[1].data = w
+        neuron.b.data = 0.0
+    X = np.array([[2.0, 1.0], [2.0, 1.0], [-1.0, -3.0]])  # scores (2, 1, 0), (2, 1, 0), (-1, -3, 0)
+    assert train.margins(model, X, [0, 1, 2]).tolist() == [1.0, -1.0, 1.0]
+    one = _linear_one_output()
+    assert train.margins(one, np.array([[0.5, 0.0], [0.5, 0.0]]), [1, 0]).tolist() == [0.5, -0.5]
+
+
+def _linear_one_output() -> MLP:
+    model = MLP(2, [1], "linear", "linear")
+    model.layers[0].neurons[0].w[0].data, model.layers[0].neurons[0].w[1].data = 1.0, 0.0
+    model.layers[0].neurons[0].b.data = 0.0
+    return model
+
+
+def test_margins_refuse_labels_that_are_not_classes() -> None:
+    with pytest.raises(ValueError, match=r"y must hold a class index in \[0, 2\) for each of the 2 points"):
+        train.margins(_linear_one_output(), np.zeros((2, 2)), [0, 2])

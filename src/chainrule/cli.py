@@ -190,17 +190,19 @@ def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, l2: float, 
 
 
 def _write_explorer(model: Any, X: Any, labels: Any, loss: str, path: Path) -> None:
-    from chainrule.train import Task
+    from chainrule.train import Task, margins
     from chainrule.viz import GraphTooLargeError, render, trace_model
 
-    trace = trace_model(model, X[0])  # the first training point, traced neuron by neuron
-    point_loss = Task(X[:1], labels[:1], loss, 0.0).loss_of([trace.output], [])
+    # The training point the model is least sure of: a well-classified one sends no gradient back (hinge).
+    i = int(margins(model, X, labels).argmin())
+    trace = trace_model(model, X[i])  # traced neuron by neuron
+    point_loss = Task(X[i : i + 1], labels[i : i + 1], loss, 0.0).loss_of([trace.output], [])
     point_loss.label = "loss"
     point_loss.backward()
+    title = f"{model} on training point {i}: x = ({X[i][0]:.3g}, {X[i][1]:.3g}), class {labels[i]}"
     for groups in (trace.neurons, trace.layers):  # a wide network is drawn by layer instead
         try:
-            render(point_loss, path, params=trace.params, inputs=trace.inputs, groups=groups,
-                   title=f"{model} on x = ({X[0][0]:.3g}, {X[0][1]:.3g}), class {labels[0]}")
+            render(point_loss, path, params=trace.params, inputs=trace.inputs, groups=groups, title=title)
             return
         except GraphTooLargeError as err:
             reason = str(err)

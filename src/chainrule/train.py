@@ -294,3 +294,16 @@ def class_scores(model: MLP, X: npt.ArrayLike) -> Scores:
 def predict(model: MLP, X: npt.ArrayLike) -> Labels:
     """The predicted class of each point of X (n, d)."""
     return np.asarray(np.argmax(class_scores(model, X), axis=0), dtype=np.intp)
+
+
+def margins(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Each point's score for its own class minus the best other class's: negative where the model is wrong,
+    small where it is unsure (the points that still have a gradient to give)."""
+    scores, labels = class_scores(model, X), _as_labels(y)
+    if labels.shape != (scores.shape[1],) or ((labels < 0) | (labels >= len(scores))).any():
+        raise ValueError(f"y must hold a class index in [0, {len(scores)}) for each of the {scores.shape[1]} "
+                         f"points, got {labels.tolist()[:5]}")
+    columns = np.arange(scores.shape[1])
+    others = scores.copy()
+    others[labels, columns] = -np.inf
+    return np.asarray(scores[labels, columns] - others.max(axis=0), dtype=np.float64)
