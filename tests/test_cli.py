@@ -121,6 +121,17 @@ def test_batched_and_eager_demo_agree(capsys, tmp_path):
     assert runs[0] == pytest.approx(runs[1], abs=1e-12)
 
 
+def test_compiled_demo_agrees_with_batched(capsys, tmp_path):
+    # --mode compiled: the batched graph captured once by chainrule.compile, replayed at every step.
+    runs = []
+    for mode in ("batched", "compiled"):
+        code, out, _ = _run(capsys, "demo", "--mode", mode, "--steps", "5", "--no-progress",
+                            "--out", str(tmp_path / mode))
+        assert code == 0 and f"{mode} mode" in out
+        runs.append({k: float(v.split()[3].rstrip(",")) for k, v in _step_lines(out).items()})
+    assert runs[1] == pytest.approx(runs[0], abs=1e-12)
+
+
 def test_train_with_defaults_is_the_demo(capsys, tmp_path, demo_run):
     code, train, _ = _run(capsys, "train", "--no-progress", "--out", str(tmp_path))
     assert code == 0 and _step_lines(train) == _step_lines(demo_run[1])

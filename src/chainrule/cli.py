@@ -106,7 +106,8 @@ def _add_training_options(p: argparse.ArgumentParser, steps_help: str) -> None:
     # Not argparse choices: the modes are chainrule.train.MODES, and importing it (NumPy) would slow --help.
     p.add_argument("--mode", default="batched",
                    help="batched: the whole dataset per op, on NumPy arrays (fast, the default); eager: one "
-                        "scalar graph per example, as micrograd; see chainrule.train.MODES")
+                        "scalar graph per example, as micrograd; compiled: the batched graph captured once "
+                        "by chainrule.compile and replayed (fastest); see chainrule.train.MODES")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
 
 
