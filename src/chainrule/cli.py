@@ -1,13 +1,9 @@
-"""The `chainrule` command (also `python -m chainrule`). The only module that reads argv or prints.
+"""The `chainrule` command (also `python -m chainrule`): demo, train, tour, graph. The only module that reads
+argv or prints; the work is done by chainrule.train, .viz.plots, .seeds and .expr.
 
-    chainrule demo     micrograd's demo.ipynb, reproduced: moons, MLP(2, [16, 16, 1]), 100 SGD steps
-    chainrule train    the same loop with your choice of dataset, network, loss and optimizer
-    chainrule tour     the seeds' worked examples, gradients checked by finite differences
-    chainrule graph    draw an expression's graph and its gradients
-
-Each subcommand is an `_add_<name>_parser` function (its options) and a `_cmd_<name>` function (parse,
-call the library, print). Bad arguments raise `_UsageError` (one line on stderr, exit 2); a run that fails
-raises `_Failed` (one line, exit 1). The work itself lives in chainrule.train, .viz.plots, .seeds, .expr.
+Each subcommand is an `_add_<name>_parser` function (its options) and a `_cmd_<name>` function (call the
+library, print). Bad arguments raise `_UsageError` (one line on stderr, exit 2); a run that fails raises
+`_Failed` (one line, exit 1).
 """
 
 from __future__ import annotations
@@ -74,7 +70,7 @@ def _positive_float(strict: bool) -> Callable[[str], float]:
         try:
             x = float(text)
         except ValueError:
-            x = float("nan")
+            x = float("nan")  # refused below, as are nan and inf typed in
         if not (x > 0 if strict else x >= 0) or x == float("inf"):
             raise argparse.ArgumentTypeError(f"expected a finite number {'>' if strict else '>='} 0, "
                                              f"got {text!r}")
