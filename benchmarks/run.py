@@ -321,18 +321,13 @@ def table_rows(R: Results, p: dict[str, Any]) -> list[dict[str, Any]]:
     big_wide = p["wide_mem"]
     for gc in (True, False):
         note = "" if gc else ", GC off"
-        ours = R.num("chainrule", "chain", "bwd_ns_per_node", big_chain, gc=gc)
-        row(f"backward ns/node, chain {sci(big_chain)}{note}", ours,
-            R.num("micrograd", "chain", "bwd_ns_per_node", big_chain, gc=gc),
-            R.num("torch-scalar", "chain", "bwd_ns_per_node", big_chain) if gc else None,
-            "≤200 ns" if gc else "", met_below(ours, TARGETS["backward_ns_per_node"]) if gc else None,
-            digits=0)
-        ours = R.num("chainrule", "wide", "bwd_ns_per_node", big_wide, gc=gc)
-        row(f"backward ns/node, wide sum {sci(big_wide)}{note}", ours,
-            R.num("micrograd", "wide", "bwd_ns_per_node", big_wide, gc=gc),
-            R.num("torch-scalar", "wide", "bwd_ns_per_node", big_wide) if gc else None,
-            "≤200 ns" if gc else "", met_below(ours, TARGETS["backward_ns_per_node"]) if gc else None,
-            digits=0)
+        for workload, n, name in (("chain", big_chain, "chain"), ("wide", big_wide, "wide sum")):
+            ours = R.num("chainrule", workload, "bwd_ns_per_node", n, gc=gc)
+            row(f"backward ns/node, {name} {sci(n)}{note}", ours,
+                R.num("micrograd", workload, "bwd_ns_per_node", n, gc=gc),
+                R.num("torch-scalar", workload, "bwd_ns_per_node", n) if gc else None,
+                "≤200 ns" if gc else "", met_below(ours, TARGETS["backward_ns_per_node"]) if gc else None,
+                digits=0)
         ours = R.num("chainrule", "moons", "bwd_ns_per_node", gc=gc)
         row(f"backward ns/node, moons graph{note} (micrograd: its own graph)", ours,
             R.num("micrograd", "moons", "bwd_ns_per_node", gc=gc), None, "≤300 ns" if gc else "",

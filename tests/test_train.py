@@ -39,23 +39,15 @@ def test_fit_is_micrograds_demo() -> None:
 
 
 @pytest.mark.parametrize("loss", train.LOSSES)
-def test_eager_and_batched_give_the_same_run(loss: str) -> None:
+@pytest.mark.parametrize(("mode", "steps", "rel"), [("eager", 5, 1e-12), ("compiled", 20, 1e-9)])
+def test_eager_and_compiled_give_the_batched_run(loss: str, mode: str, steps: int, rel: float) -> None:
+    # eager: one scalar graph per point; compiled: the batched graph captured once (chainrule.compile) and
+    # replayed. The same steps, up to rounding.
     runs = []
-    for mode in ("batched", "eager"):
+    for m in ("batched", mode):
         model, X, y = _small(2 if loss == "ce" else 1)
-        runs.append(fit(model, X, y, loss=loss, steps=5, mode=mode, l2=1e-4))
-    assert runs[0].loss == pytest.approx(runs[1].loss, rel=1e-12)
-    assert runs[0].accuracy == runs[1].accuracy
-
-
-@pytest.mark.parametrize("loss", train.LOSSES)
-def test_compiled_gives_the_batched_run(loss: str) -> None:
-    # The batched graph captured once (chainrule.compile) and replayed: the same steps up to rounding.
-    runs = []
-    for mode in ("batched", "compiled"):
-        model, X, y = _small(2 if loss == "ce" else 1)
-        runs.append(fit(model, X, y, loss=loss, steps=20, mode=mode, l2=1e-4))
-    assert runs[1].loss == pytest.approx(runs[0].loss, rel=1e-9)
+        runs.append(fit(model, X, y, loss=loss, steps=steps, mode=m, l2=1e-4))
+    assert runs[1].loss == pytest.approx(runs[0].loss, rel=rel)
     assert runs[1].accuracy == runs[0].accuracy
 
 
@@ -151,7 +143,7 @@ def test_default_optimizer_uses_the_losss_rate_decaying_to_a_tenth() -> None:
 
 def test_mse_at_its_default_rate_converges_on_moons() -> None:
     # At sgd's old default of 1.0, mse on the demo's moons overflowed at step 2. (Eager runs the same
-    # numbers: test_eager_and_batched_give_the_same_run.)
+    # numbers: test_eager_and_compiled_give_the_batched_run.)
     model, X, y, _ = _demo()
     history = fit(model, X, y, loss="mse", steps=100, l2=1e-4)
     assert history.loss[-1] < 0.3 * history.loss[0] and history.accuracy[-1] > 0.9
