@@ -9,7 +9,8 @@ import numbers
 import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .numerics import FLOAT_MATH, ValueMath
@@ -64,60 +65,51 @@ _mode = _GradMode()
 
 
 @contextmanager
-def _recording(on: bool) -> Iterator[None]:
-    before, _mode.recording = _mode.recording, on
+def no_grad(recording: bool = False) -> Iterator[None]:
+    """Within this block, ops compute values only and record no graph (like `torch.no_grad`), in this
+    thread. `enable_grad()` (torch's name) is `no_grad(recording=True)`: record again, inside no_grad."""
+    before, _mode.recording = _mode.recording, recording
     try:
         yield
     finally:
         _mode.recording = before
 
 
-def no_grad() -> AbstractContextManager[None]:
-    """Within this block, ops compute values only and record no graph (like `torch.no_grad`). Per thread."""
-    return _recording(False)
-
-
-def enable_grad() -> AbstractContextManager[None]:
-    """Within this block, ops record graphs again, even inside `no_grad()` (like `torch.enable_grad`)."""
-    return _recording(True)
+enable_grad = partial(no_grad, recording=True)
 
 
 def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
-    """The Value method running RULES[op] (`a op b`, reflected, or `op(a)`). Floats take a fast path, the same
-    rule with fewer checks; a batch, a replaced rule, no_grad or an error to name go through `apply`."""
+    """The Value method running RULES[op] (`a op b`, reflected, or `op(a)`). Two floats take a fast path, the
+    same rule with fewer checks; a batch, a replaced rule, no_grad or an error to name go through `apply`."""
     rule = RULES[op]
     forward, local = rule.forward, rule.local
 
-    def method(self: Value, other: Any = _UNARY) -> Value:
-        if other is _UNARY:
-            parents: tuple[Value, ...] = (self,)
-            xs: tuple[Any, ...] = (self.data,)
-        else:
-            if type(other) is not Value and (other := _lift(other)) is None:
-                return NotImplemented  # type: ignore[no-any-return]  # Python raises its TypeError
-            parents = (other, self) if reflected else (self, other)
-            xs = (parents[0].data, parents[1].data)
-        kind = type(self) if type(self) is not Value or other is _UNARY else type(other)  # a batch wins
-        if kind is Value and RULES[op] is rule and _mode.recording:
+    def unary(a: Value) -> Value:
+        return a._apply(op, (a,), (a.data,))
+
+    def binary(self: Value, other: Any) -> Value:
+        if type(other) is not Value and (other := _lift(other)) is None:
+            return NotImplemented  # type: ignore[no-any-return]  # Python then raises its TypeError
+        a, b = (other, self) if reflected else (self, other)
+        if type(a) is Value and type(b) is Value and RULES[op] is rule and _mode.recording:
+            x, y = a.data, b.data
             try:
-                out = forward(FLOAT_MATH, *xs)
-                node = _new(Value)
-                node.data, node.grad, node.label, node.op = out, 0.0, "", op
-                node.parents, node.local_grads = parents, local(FLOAT_MATH, out, *xs)
+                out = forward(FLOAT_MATH, x, y)
+                node = _new(Value)  # written out, not a helper: making nodes is most of an eager step
+                node.data, node.grad, node.label, node.op, node.parents = out, 0.0, "", op, (a, b)
+                node.local_grads = local(FLOAT_MATH, out, x, y)
                 return node
             except (ArithmeticError, ValueError):
                 pass  # the general path raises it again, naming the op and the Values
-        return kind._apply(op, parents, xs)
+        return (b if type(a) is Value else a)._apply(op, (a, b), (a.data, b.data))  # a batch's kind wins
 
+    method = binary if op in ("+", "*", "/", "**") else unary
     method.__name__ = method.__qualname__ = op
     return method
 
 
 def _compare(compare: Callable[[Any, Any], Any]) -> Callable[[Value, Value | float], Any]:
     return lambda self, other: compare(self.data, other.data if isinstance(other, Value) else other)
-
-
-_UNARY: Any = object()  # `other` of a one-input op: nothing
 
 
 class Value:
@@ -190,17 +182,14 @@ class Value:
         return self * -1.0
 
     def __sub__(self, other: Value | float) -> Value:
-        b = _lift(other)
-        return NotImplemented if b is None else self + (-b)
+        return self + (-other)
 
     def __rsub__(self, other: float) -> Value:
-        a = _lift(other)
-        return NotImplemented if a is None else a + (-self)
+        return other + (-self)
 
     def mean(self) -> Value:
         """The mean over a batch; a plain number is its own mean."""
-        n = 1 if type(self.data) is float else len(self.data)  # type: ignore[arg-type]
-        return self.sum() * (1.0 / n)
+        return self.sum() * (1.0 / getattr(self.data, "size", 1))
 
     # Comparisons look at .data (handy for `max`, sorting, accuracy). There is deliberately no __eq__:
     # graph bookkeeping needs identity, and `a == b` building a bool from data would hide bugs.
@@ -251,15 +240,15 @@ def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind
         return node
     except (ArithmeticError, ValueError) as err:
         # Python's own messages ("math domain error") don't say which op or which Value: ours do.
-        what = rule.fails_on or f"{op} failed"
-        if not rule.fails_on or m is not FLOAT_MATH:
-            what += f" ({err})"  # the cause, and in a batch which element
+        # With the cause where the op's own words don't say it all (in a batch: which element).
+        said = rule.fails_on or f"{op} failed"
+        what = said if rule.fails_on and m is FLOAT_MATH else f"{said} ({err})"
         raise type(err)(f"{what}: {f' {op} '.join(p._culprit() for p in parents)}") from None
 
 
 def _lift(x: object) -> Value | None:
     """x as a Value: a plain number becomes a leaf (as in the seeds: `a + 1` shows the 1), else None."""
-    if type(x) is float or (isinstance(x, numbers.Real) and not isinstance(x, Value)):  # floats skip the ABC
+    if type(x) is float or type(x) is int or (isinstance(x, numbers.Real) and not isinstance(x, Value)):
         return _leaf(Value, float(x))
     return x if isinstance(x, Value) else None
 
@@ -283,15 +272,20 @@ def _interior(root: Value, zero: Any) -> list[Value]:
     """root's nodes with parents, each before those it depends on, their grads reset to `zero`. Depth first
     without recursion; a node's grad holds `seen` meanwhile (cheaper than a set), `done` ends its parents."""
     order: list[Value] = []
-    stack: list[Any] = [root]
+    stack: list[Any] = [root] if root.parents else []
     seen, done = object(), object()
+    push, pop = stack.append, stack.pop
     while stack:
-        node = stack.pop()
+        node = pop()
         if node is done:
-            order.append(stack.pop())  # all its parents are in: now it is
-        elif node.grad is not seen and node.parents:
+            order.append(pop())  # all its parents are in: now it is
+        elif node.grad is not seen:
             node.grad = seen
-            stack += (node, done, *reversed(node.parents))  # reversed: the first parent finishes first
+            push(node)
+            push(done)
+            for parent in reversed(node.parents):  # reversed: the first parent finishes first
+                if parent.parents:  # leaves have no place in the order: backward only adds to them
+                    push(parent)
     for node in order:
         node.grad = zero
     order.reverse()
