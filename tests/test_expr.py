@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainrule import Value, expr
+from chainrule import Value, expr, topological_order
 from chainrule.expr import (
     BinOp,
     Call,
@@ -26,7 +26,6 @@ from chainrule.expr import (
     names,
     parse,
     parse_assignments,
-    unparse,
 )
 
 
@@ -108,6 +107,25 @@ def test_an_infinite_slope_is_kept_only_the_value_must_be_finite() -> None:
     root, leaves = build(parse("x**0.5"), {"x": 0.0})
     root.backward()
     assert root.data == 0.0 and leaves["x"].grad == math.inf
+
+
+@pytest.mark.parametrize(("text", "labels"), [
+    ("tanh(x1*w1 + x2*w2 + b)", ["x1*w1", "x2*w2", "x1*w1 + x2*w2", "x1*w1 + x2*w2 + b",
+                                 "tanh(x1*w1 + x2*w2 + b)"]),
+    ("(a+b) * -(c)", ["a+b", "-(c)", "(a+b) * -(c)"]),  # as typed: spaces kept, no parentheses added
+    ("((a))**2", ["((a))**2"]),
+    ("2*x", ["2*x"]),
+])
+def test_values_are_labelled_with_their_source_text(text: str, labels: list[str]) -> None:
+    root, _ = build(parse(text), {n: 1.5 for n in names(parse(text))})
+    assert sorted(v.label for v in topological_order(root) if v.parents) == sorted(labels)
+
+
+def test_a_long_subexpression_stays_unlabelled() -> None:
+    text = " + ".join(f"x{i}" for i in range(20))
+    root, _ = build(parse(text), {f"x{i}": 1.0 for i in range(20)})
+    assert root.label == ""
+    assert root.parents[0].parents[0].parents[0].label == ""
 
 
 def test_names_in_order_of_appearance() -> None:
@@ -283,6 +301,33 @@ def reference(tree: Node, env: dict[str, float]) -> float:
     result: float = {"+": a + b, "-": a - b, "*": a * b}.get(tree.op) if tree.op in "+-*" else (
         a / b if tree.op == "/" else a**b)  # type: ignore[assignment]
     return result
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "**": 4}
+
+
+def _prec(tree: Node) -> int:
+    return _PRECEDENCE[tree.op] if isinstance(tree, BinOp) else 3 if isinstance(tree, Neg) else 5
+
+
+def unparse(tree: Node) -> str:
+    """Text for a generated tree, with only the parentheses it needs (small trees: recursion is fine)."""
+    if isinstance(tree, Num):
+        return tree.text
+    if isinstance(tree, Name):
+        return tree.name
+    if isinstance(tree, Call):
+        return f"{tree.func}({unparse(tree.arg)})"
+    if isinstance(tree, Neg):
+        inner = unparse(tree.operand)
+        return f"-{inner}" if _prec(tree.operand) >= 3 else f"-({inner})"
+    me, left, right = _PRECEDENCE[tree.op], unparse(tree.left), unparse(tree.right)
+    # ** is right-associative, the others left-associative: parenthesise the other side on ties.
+    if _prec(tree.left) < me or (tree.op == "**" and _prec(tree.left) == me):
+        left = f"({left})"
+    if _prec(tree.right) < me or (tree.op != "**" and _prec(tree.right) == me):
+        right = f"({right})"
+    return f"{left} {tree.op} {right}" if tree.op in "+-" else f"{left}{tree.op}{right}"
 
 
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

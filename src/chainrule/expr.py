@@ -125,10 +125,15 @@ class Name:
     pos: int
 
 
+# label: the node's source text as typed (no enclosing parentheses), when it is short enough to name its
+# Value (LABEL_LENGTH); "" otherwise. A slice of the source: no code prints a tree back.
+
+
 @dataclass(frozen=True)
 class Neg:
     operand: Node
     pos: int
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class BinOp:
     left: Node
     right: Node
     pos: int  # where the operator is
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ class Call:
     func: str
     arg: Node
     pos: int
+    label: str = ""
 
 
 Node = Num | Name | Neg | BinOp | Call
@@ -155,6 +162,18 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
+        # id(node) -> where its text starts and ends in the source, enclosing parentheses included
+        self.spans: dict[int, tuple[int, int]] = {}
+
+    def span(self, node: Node) -> tuple[int, int]:
+        return self.spans[id(node)]
+
+    def spanned(self, node: Node, start: int, end: int) -> Node:
+        self.spans[id(node)] = (start, end)
+        return node
+
+    def label(self, start: int, end: int) -> str:
+        return self.text[start:end] if end - start <= LABEL_LENGTH else ""
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -187,14 +206,18 @@ class _Parser:
         node = self.term()
         while self.peek().text in ("+", "-") and self.peek().kind == "op":
             op = self.take()
-            node = BinOp(op.text, node, self.term(), op.pos)
+            right = self.term()
+            start, end = self.span(node)[0], self.span(right)[1]
+            node = self.spanned(BinOp(op.text, node, right, op.pos, self.label(start, end)), start, end)
         return node
 
     def term(self) -> Node:
         node = self.unary()
         while self.peek().text in ("*", "/") and self.peek().kind == "op":
             op = self.take()
-            node = BinOp(op.text, node, self.unary(), op.pos)
+            right = self.unary()
+            start, end = self.span(node)[0], self.span(right)[1]
+            node = self.spanned(BinOp(op.text, node, right, op.pos, self.label(start, end)), start, end)
         return node
 
     def unary(self) -> Node:
@@ -202,7 +225,9 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "op" and tok.text == "-":
             self.take()
-            node: Node = Neg(self.unary(), tok.pos)
+            operand = self.unary()
+            end = self.span(operand)[1]
+            node: Node = self.spanned(Neg(operand, tok.pos, self.label(tok.pos, end)), tok.pos, end)
         else:
             node = self.power()
         self.depth -= 1
@@ -213,7 +238,9 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "op" and tok.text == "**":
             self.take()
-            node = BinOp("**", node, self.unary(), tok.pos)
+            right = self.unary()
+            start, end = self.span(node)[0], self.span(right)[1]
+            node = self.spanned(BinOp("**", node, right, tok.pos, self.label(start, end)), start, end)
         return node
 
     def atom(self) -> Node:
@@ -222,7 +249,7 @@ class _Parser:
             value = float(tok.text)
             if not math.isfinite(value):
                 raise self.fail(tok, f"number {tok.text} is too large")
-            return Num(value, tok.text, tok.pos)
+            return self.spanned(Num(value, tok.text, tok.pos), tok.pos, tok.pos + len(tok.text))
         if tok.kind == "name":
             after = self.peek()
             called = after.kind == "op" and after.text == "("
@@ -231,21 +258,23 @@ class _Parser:
                     raise self.fail(tok, f"{tok.text} is a function: write {tok.text}(...)")
                 self.take()
                 arg = self.paren_body()
-                return Call(tok.text, arg, tok.pos)
+                end = self.span(arg)[1]  # just past the ')'
+                return self.spanned(Call(tok.text, arg, tok.pos, self.label(tok.pos, end)), tok.pos, end)
             if called:
                 raise self.fail(tok, f"unknown function {tok.text!r} (known: {', '.join(FUNCTIONS)})")
-            return Name(tok.text, tok.pos)
+            return self.spanned(Name(tok.text, tok.pos), tok.pos, tok.pos + len(tok.text))
         if tok.kind == "op" and tok.text == "(":
-            return self.paren_body()
+            node = self.paren_body()
+            return self.spanned(node, tok.pos, self.span(node)[1])
         raise self.fail(tok, f"expected a number, name or '(' but found {self.describe(tok)}")
 
     def paren_body(self) -> Node:
-        """Parse `expr ')'`; the '(' has been consumed."""
+        """Parse `expr ')'`; the '(' has been consumed. The node's span grows to the ')'."""
         node = self.expr()
         tok = self.take()
         if not (tok.kind == "op" and tok.text == ")"):
             raise self.fail(tok, f"expected ')' but found {self.describe(tok)}")
-        return node
+        return self.spanned(node, self.span(node)[0], tok.pos + 1)
 
 
 def parse(text: str) -> Node:
@@ -299,66 +328,6 @@ def parse_assignments(text: str) -> dict[str, float]:
 
 # ----- evaluation ---------------------------------------------------------------------------------
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "**": 4}
-
-
-def unparse(tree: Node) -> str:
-    """Canonical text of an expression, with only the parentheses it needs."""
-    text = _texts(tree)[id(tree)]
-    assert text is not None  # no limit given
-    return text
-
-
-def _texts(tree: Node, limit: int | None = None) -> dict[int, str | None]:
-    """The text of every subtree (by id), built bottom-up without recursion.
-
-    With `limit`, texts longer than that are None (and so are their parents'): a 3000-term sum
-    must not build 3000 ever-longer strings.
-    """
-    out: dict[int, str | None] = {}
-    stack: list[tuple[Node, bool]] = [(tree, False)]
-    while stack:
-        node, ready = stack.pop()
-        kids = _children(node)
-        if kids and not ready:
-            stack.append((node, True))
-            stack.extend((k, False) for k in kids)
-            continue
-        parts = [out[id(k)] for k in kids]
-        text = None if any(p is None for p in parts) else _join(node, [p or "" for p in parts])
-        out[id(node)] = None if text is None or (limit is not None and len(text) > limit) else text
-    return out
-
-
-def _join(node: Node, parts: list[str]) -> str:
-    """One node's text from its children's texts."""
-    if isinstance(node, Num):
-        return node.text
-    if isinstance(node, Name):
-        return node.name
-    if isinstance(node, Call):
-        return f"{node.func}({parts[0]})"
-    if isinstance(node, Neg):
-        return f"-{parts[0]}" if _prec(node.operand) >= 3 else f"-({parts[0]})"
-    me = _PRECEDENCE[node.op]
-    left, right = parts
-    # ** is right-associative, the others left-associative: parenthesise the other side on ties.
-    if _prec(node.left) < me or (node.op == "**" and _prec(node.left) == me):
-        left = f"({left})"
-    if _prec(node.right) < me or (node.op != "**" and _prec(node.right) == me):
-        right = f"({right})"
-    spaced = node.op in ("+", "-")
-    return f"{left} {node.op} {right}" if spaced else f"{left}{node.op}{right}"
-
-
-def _prec(tree: Node) -> int:
-    if isinstance(tree, BinOp):
-        return _PRECEDENCE[tree.op]
-    if isinstance(tree, Neg):
-        return 3
-    return 5
-
-
 def _apply(node: BinOp | Neg | Call, args: list[Value]) -> Value:
     if isinstance(node, Neg):
         return -args[0]
@@ -403,7 +372,6 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
         raise ExprError(f"{', '.join(extra)} not used in the expression", 1, "--at")
 
     leaves = {n: Value(float(env[n]), label=n) for n in used}
-    labels = _texts(tree, limit=LABEL_LENGTH)
     # Post-order walk with an explicit stack: a long chain like 1+1+...+1 is a deep tree.
     results: dict[int, Value] = {}
     stack: list[tuple[Node, bool]] = [(tree, False)]
@@ -431,7 +399,7 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
                 raise ExprError(f"cannot compute: {reason}", node.pos + 1) from None
             if not finite:
                 raise ExprError("overflow: the result is not a finite number", node.pos + 1)
-            out.label = labels[id(node)] or ""  # a long subexpression stays unnamed
+            out.label = node.label  # its source text; a long subexpression stays unnamed
             results[id(node)] = out
     return results[id(tree)], leaves
 
