@@ -549,12 +549,12 @@ def test_explorer_of_a_wide_model_groups_by_layer(capsys: pytest.CaptureFixture[
 
 def test_explorer_that_cannot_be_drawn_is_one_line_and_exit_1(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import chainrule.viz
+    import chainrule.viz.plots
 
     def too_large(*args: object, **kwargs: object) -> Path:
         raise chainrule.viz.GraphTooLargeError("graph has 999 boxes to draw")
 
-    monkeypatch.setattr(chainrule.viz, "render", too_large)
+    monkeypatch.setattr(chainrule.viz.plots, "render", too_large)
     code, _, err = _run(capsys, "demo", "--steps", "1", "--no-progress", "--explorer", "--out", str(tmp_path))
     assert code == 1 and err == "chainrule demo: error: explorer.html: graph has 999 boxes to draw\n"
 

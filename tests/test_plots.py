@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from chainrule.data import make_moons
 from chainrule.nn import MLP
 from chainrule.train import History, fit
-from chainrule.viz.plots import DPI, class_colours, decision_boundary, training_curves
+from chainrule.viz.plots import DPI, class_colours, decision_boundary, explore_training_point, training_curves
 
 
 def _linear(weights: list[list[float]], biases: list[float]) -> MLP:
@@ -137,3 +137,19 @@ def test_training_curves_show_loss_on_a_log_scale_and_accuracy_in_percent() -> N
 def test_bad_input_is_refused_with_a_clear_message(call, words: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=words):
         call(_linear([[1.0, 2.0]], [-0.3]))
+
+
+def test_the_explorer_shows_the_least_sure_point_by_neuron(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = _linear([[1.0, 2.0]], [-0.3])  # score x0 + 2·x1 - 0.3
+    X = np.array([[2.0, 2.0], [0.2, 0.1], [-2.0, -1.0]])  # scores 5.7, 0.1, -4.3
+    written = explore_training_point(model, X, [1, 1, 0], "hinge", tmp_path / "p.html")
+    page = written.read_text(encoding="utf-8")
+    assert written == tmp_path / "p.html"
+    assert "training point 1: x = (0.2, 0.1), class 1" in page  # the smallest margin
+    assert '"name":"L0.N0"' in page and '"label":"loss"' in page
+
+
+def test_the_explorer_of_a_wide_model_draws_its_layers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = MLP(2, [320, 1], "relu", "linear", rng=random.Random(0))
+    page = explore_training_point(model, POINTS, [0, 1, 1, 0], "bce", tmp_path / "w.html").read_text("utf-8")
+    assert '"name":"L0"' in page and '"name":"L0.N0"' not in page

@@ -152,18 +152,19 @@ def _reporter(steps: int, show: bool) -> tuple[Callable[[int, float, float], Non
     return on_step, (bar.close if bar else lambda: None)
 
 
-def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, l2: float, args: argparse.Namespace,
+def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, args: argparse.Namespace,
          title: str) -> int:
     from chainrule.serialize import save
     from chainrule.train import Diverged, fit
-    from chainrule.viz.plots import decision_boundary, training_curves
+    from chainrule.viz import GraphTooLargeError
+    from chainrule.viz.plots import decision_boundary, explore_training_point, training_curves
 
     print(f"{model} on {len(labels)} points, {args.mode} mode")
     on_step, close = _reporter(args.steps, show=not args.no_progress)
     start = time.perf_counter()
     try:
         history = fit(model, X, labels, loss=loss, optimizer=optimizer, steps=args.steps, mode=args.mode,
-                      l2=l2, on_step=on_step)
+                      l2=args.l2, on_step=on_step)
     except Diverged as err:
         raise _Failed(f"{err}; try a smaller --lr") from None
     finally:
@@ -178,32 +179,14 @@ def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, l2: float, 
         training_curves(history, title=title).savefig(paths[1])
         save(model, paths[2])
         if args.explorer:
-            _write_explorer(model, X, labels, loss, paths[3])
+            explore_training_point(model, X, labels, loss, paths[3])
     except OSError as err:
         raise _Failed(f"cannot write to {out}: {err.strerror or err}") from None
+    except GraphTooLargeError as err:
+        raise _Failed(f"{paths[3].name}: {err}") from None
     for p in paths:
         print(f"wrote {p}")
     return EXIT_OK
-
-
-def _write_explorer(model: Any, X: Any, labels: Any, loss: str, path: Path) -> None:
-    from chainrule.train import Task, margins
-    from chainrule.viz import GraphTooLargeError, render, trace_model
-
-    # The training point the model is least sure of: a well-classified one sends no gradient back (hinge).
-    i = int(margins(model, X, labels).argmin())
-    trace = trace_model(model, X[i])  # traced neuron by neuron
-    point_loss = Task(X[i : i + 1], labels[i : i + 1], loss, 0.0).loss_of([trace.output], [])
-    point_loss.label = "loss"
-    point_loss.backward()
-    title = f"{model} on training point {i}: x = ({X[i][0]:.3g}, {X[i][1]:.3g}), class {labels[i]}"
-    for groups in (trace.neurons, trace.layers):  # a wide network is drawn by layer instead
-        try:
-            render(point_loss, path, params=trace.params, inputs=trace.inputs, groups=groups, title=title)
-            return
-        except GraphTooLargeError as err:
-            reason = str(err)
-    raise _Failed(f"explorer.html: {reason}")
 
 
 def _add_demo_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
@@ -214,26 +197,18 @@ def _add_demo_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
                     "with lr = 1.0 - 0.9·k/100. micrograd's published log: step 0 loss 0.8958 (50%%), "
                     "step 99 loss 0.0110 (100%%).")
     _add_training_options(p, "training steps, at most 100 (default 100, the published run)")
-    p.set_defaults(func=_cmd_demo)
+    # The demo is `train` with micrograd's settings. The notebook seeds NumPy's and Python's global generators
+    # with 1337; train's own generators with that seed draw the same numbers and leave the global ones alone.
+    p.set_defaults(func=_cmd_demo, dataset="moons", samples=100, noise=0.1, classes=2, hidden=[16, 16],
+                   activation="relu", loss="hinge", optimizer="sgd", lr=1.0, l2=1e-4, seed=1337,
+                   schedule=100, title="micrograd's demo: moons")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from chainrule.data import make_moons
-    from chainrule.nn import MLP
-    from chainrule.optim import SGD, linear_decay
-
     if args.steps > 100:
         raise _UsageError("--steps: the demo's learning-rate schedule is defined for at most 100 steps "
                           "(use `chainrule train` for longer runs)")
-    _check_training_options(args)
-    # The notebook seeds NumPy's and Python's global generators with 1337; generators of our own with that
-    # seed draw the same numbers and leave the global ones alone.
-    X, labels = make_moons(n_samples=100, noise=0.1, random_state=np.random.RandomState(1337))
-    model = MLP(2, [16, 16, 1], "relu", "linear", bias_init="zero", rng=random.Random(1337))
-    optimizer = SGD(model.parameters(), lr=linear_decay(1.0, 0.1, 100))
-    return _run(model, X, labels, "hinge", optimizer, 1e-4, args, "micrograd's demo: moons")
+    return _cmd_train(args)
 
 
 _NOISE = {"moons": 0.1, "circles": 0.1, "blobs": 1.0, "xor": 0.1, "spirals": 0.02}
@@ -265,7 +240,7 @@ def _add_train_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
                    help="L2 penalty alpha·Σp² (default 1e-4)")
     p.add_argument("--seed", type=_seed, default=1337, help="seeds the data and the weights (default 1337)")
     _add_training_options(p, "training steps (default 100)")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, schedule=None, title=None)  # the rate decays over --steps
 
 
 def _dataset(name: str, n: int, noise: float, classes: int, seed: int) -> tuple[Any, Any]:
@@ -310,9 +285,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     noise = _NOISE[args.dataset] if args.noise is None else args.noise
     X, labels = _dataset(args.dataset, args.samples, noise, args.classes, args.seed)
     model = MLP(2, sizes[1:], args.activation, "linear", bias_init="zero", rng=random.Random(args.seed))
-    optimizer = default_optimizer(model, loss, args.optimizer, args.steps, args.lr)
-    title = f"{args.dataset}, {loss} loss, {args.optimizer}"
-    return _run(model, X, labels, loss, optimizer, args.l2, args, title)
+    optimizer = default_optimizer(model, loss, args.optimizer, args.schedule or args.steps, args.lr)
+    title = args.title or f"{args.dataset}, {loss} loss, {args.optimizer}"
+    return _run(model, X, labels, loss, optimizer, args, title)
 
 
 # ----- tour: the seeds' examples ----------------------------------------------------------------------

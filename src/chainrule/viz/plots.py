@@ -1,8 +1,10 @@
-"""Pictures of a training run: the decision boundary of a classifier, and its loss and accuracy curves.
+"""Pictures of a training run: the decision boundary of a classifier, its loss and accuracy curves, and the
+backprop explorer of the trained model on one training point.
 
     from chainrule.viz.plots import decision_boundary, training_curves
     decision_boundary(model, X, y)            # a matplotlib Figure: shows in Jupyter, .savefig(path) to keep
     training_curves(fit(model, X, y))
+    explore_training_point(model, X, y, "hinge", "point.html")   # backprop through one point, by neuron
 
 Figures are made with `matplotlib.figure.Figure`, not pyplot: no global figure list to leak into, no
 backend to choose, nothing shown or printed. They are 150 dpi.
@@ -11,6 +13,7 @@ backend to choose, nothing shown or printed. They are 150 dpi.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from chainrule.nn import MLP
-from chainrule.train import History, class_scores
+from chainrule.train import History, Task, class_scores, margins
+from chainrule.viz.dot import GraphTooLargeError
+from chainrule.viz.model import trace_model
+from chainrule.viz.render import render
 
 DPI = 150
 # Grid points per side. The grid is scored batched and without a graph (chainrule.train.class_scores), so
@@ -99,3 +105,24 @@ def training_curves(history: History, *, title: str = "") -> Figure:
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return fig
+
+
+def explore_training_point(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.ArrayLike, loss: str,
+                           path: str | Path) -> Path:
+    """Write the backprop explorer (.html) of `model` on the training point it is least sure of, through that
+    point's `loss` ('hinge', 'mse', 'bce', 'ce', as `fit` takes it), its neurons drawn as boxes (its layers,
+    if there are too many neurons to draw). Returns the path written."""
+    points, labels = np.asarray(X, dtype=np.float64), np.asarray(y)
+    # A well-classified point sends no gradient back through a hinge: show the one with the smallest margin.
+    i = int(margins(model, points, labels).argmin())
+    trace = trace_model(model, points[i])
+    point_loss = Task(points[i : i + 1], labels[i : i + 1], loss, 0.0).loss_of([trace.output], [])
+    point_loss.label = "loss"
+    point_loss.backward()
+    title = f"{model} on training point {i}: x = ({points[i, 0]:.3g}, {points[i, 1]:.3g}), class {labels[i]}"
+    try:
+        return render(point_loss, path, params=trace.params, inputs=trace.inputs, groups=trace.neurons,
+                      title=title)
+    except GraphTooLargeError:
+        return render(point_loss, path, params=trace.params, inputs=trace.inputs, groups=trace.layers,
+                      title=title)
