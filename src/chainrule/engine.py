@@ -207,9 +207,7 @@ class Value:
         derivative from this graph's Values: `x.grad.backward()` then gives second derivatives."""
         backward_pass(self, create_graph)
 
-    @staticmethod
-    def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
-        return apply(op, parents, xs, FLOAT_MATH, Value)
+    _apply: Callable[[str, tuple[Value, ...], tuple[Any, ...]], Value]  # apply() for this kind of number
 
 
 def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float) -> Value:
@@ -234,8 +232,9 @@ def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind
     rule = RULES[op]
     try:
         out = rule.forward(m, *xs)
-        node = _leaf(kind, out)
-        if _mode.recording:
+        node = _new(kind)  # skips __new__'s and __init__'s checks: `out` came out of a rule
+        node.data, node.grad, node.label, node.op, node.parents, node.local_grads = out, 0.0, "", "", (), ()
+        if _mode.recording:  # else (no_grad) a leaf
             node.op, node.parents, node.local_grads = op, parents, rule.local(m, out, *xs)
         return node
     except (ArithmeticError, ValueError) as err:
@@ -244,6 +243,9 @@ def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind
         said = rule.fails_on or f"{op} failed"
         what = said if rule.fails_on and m is FLOAT_MATH else f"{said} ({err})"
         raise type(err)(f"{what}: {f' {op} '.join(p._culprit() for p in parents)}") from None
+
+
+Value._apply = partial(apply, m=FLOAT_MATH, kind=Value)  # a partial is a C call: no extra frame per op
 
 
 def _lift(x: object) -> Value | None:

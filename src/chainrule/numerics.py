@@ -1,13 +1,13 @@
 """The math the op rules run on, and the conventions at kinks and limits, chosen once.
 
 Each rule in `chainrule.engine.RULES` is written against a math namespace `m` (`m.exp(x)`, `m.step(x)`, ...).
-This module has the namespace for plain Python floats (`FloatMath`); `chainrule.batch.ArrayMath` is the one
-for NumPy arrays and the engine's `ValueMath` the one for Values (gradients of gradients). What a namespace
-supplies itself is only what its numbers need: `where(c, a, b)`, `data(x)` (what to compare), and a power
-that returns IEEE limits instead of raising. The choices at kinks are the functions below, written once
-against those primitives, and every namespace reads them: no convention is restated per kind of number.
+This module has the namespaces for plain Python floats (`FloatMath`) and for Values (`ValueMath`: the rules
+read with Values give the graphs of their derivatives); `chainrule.batch.ArrayMath` is the one for NumPy
+arrays. What a namespace supplies itself is only what its numbers need: `where(c, a, b)`, `data(x)` (what
+`==` compares), and a power that returns IEEE limits instead of raising. The choices at kinks are the
+functions below, written once against those primitives, and every namespace reads them
+(`with_conventions`): no convention is restated per kind of number.
 
-`ValueMath` is the third namespace: the rules read with Values give the graphs of their derivatives.
 This file must not import NumPy: the float path runs without it.
 """
 
@@ -23,29 +23,28 @@ from typing import Any
 
 def relu(m: Any, x: Any) -> Any:
     # `x <= 0` is False for NaN, so NaN propagates through relu, as in PyTorch.
-    return m.where(m.data(x) <= 0.0, 0.0, x)
+    return m.where(x <= 0.0, 0.0, x)
 
 
 def step(m: Any, x: Any) -> Any:
     """relu's slope: 1 where x > 0, else 0 (relu'(0) = 0, PyTorch's convention)."""
-    return m.where(m.data(x) > 0.0, 1.0, 0.0)
+    return m.where(x > 0.0, 1.0, 0.0)
 
 
 def sign(m: Any, x: Any) -> Any:
     """abs's slope: -1, 0 or 1 (abs'(0) = 0, as PyTorch's sign)."""
-    d = m.data(x)
-    return m.where(d > 0.0, 1.0, m.where(d < 0.0, -1.0, 0.0))
+    return m.where(x > 0.0, 1.0, m.where(x < 0.0, -1.0, 0.0))
 
 
 def log_or_zero(m: Any, a: Any) -> Any:
     # d(a**b)/db = a**b·log(a) exists only for a > 0. Elsewhere (x**2 at x = -3, where b is a constant)
-    # we take 0 by convention; PyTorch gives nan there.
-    positive = m.data(a) > 0.0
-    return m.where(positive, m.log(m.where(positive, a, 1.0)), 0.0)
+    # we take 0 by convention (log(1) = 0); PyTorch gives nan there.
+    return m.log(m.where(a > 0.0, a, 1.0))
 
 
 def zero_safe_mul(m: Any, a: Any, b: Any) -> Any:
-    """a·b where a zero factor wins: 0·inf = 0 (so d(x**0)/dx is 0 at x = 0, not nan)."""
+    """a·b where a zero factor wins: 0·inf = 0 (so d(x**0)/dx is 0 at x = 0, not nan). `m.data`: a Value
+    has no `==` (identity is what graphs need), so equality is asked of its data."""
     return m.where(m.data(a) == 0.0, 0.0, m.mul(a, b))
 
 
