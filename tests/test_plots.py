@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -139,7 +140,7 @@ def test_bad_input_is_refused_with_a_clear_message(call, words: str) -> None:  #
         call(_linear([[1.0, 2.0]], [-0.3]))
 
 
-def test_the_explorer_shows_the_least_sure_point_by_neuron(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_explorer_shows_the_least_sure_point_by_neuron(tmp_path: Path) -> None:
     model = _linear([[1.0, 2.0]], [-0.3])  # score x0 + 2·x1 - 0.3
     X = np.array([[2.0, 2.0], [0.2, 0.1], [-2.0, -1.0]])  # scores 5.7, 0.1, -4.3
     written = explore_training_point(model, X, [1, 1, 0], "hinge", tmp_path / "p.html")
@@ -149,7 +150,16 @@ def test_the_explorer_shows_the_least_sure_point_by_neuron(tmp_path) -> None:  #
     assert '"name":"L0.N0"' in page and '"label":"loss"' in page
 
 
-def test_the_explorer_of_a_wide_model_draws_its_layers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_explorer_of_a_wide_model_draws_its_layers(tmp_path: Path) -> None:
     model = MLP(2, [320, 1], "relu", "linear", rng=random.Random(0))
     page = explore_training_point(model, POINTS, [0, 1, 1, 0], "bce", tmp_path / "w.html").read_text("utf-8")
     assert '"name":"L0"' in page and '"name":"L0.N0"' not in page
+
+
+def test_the_explorer_refuses_an_unknown_loss_and_labels_that_are_not_classes(tmp_path: Path) -> None:
+    model = _linear([[1.0, 2.0]], [-0.3])
+    with pytest.raises(ValueError, match="unknown loss 'l1'"):
+        explore_training_point(model, POINTS, [0, 1, 1, 0], "l1", tmp_path / "p.html")
+    with pytest.raises(ValueError, match=r"y must hold a class index in \[0, 2\)"):
+        explore_training_point(model, POINTS, [0, 1, 1, 5], "hinge", tmp_path / "p.html")
+    assert list(tmp_path.iterdir()) == []

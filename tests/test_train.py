@@ -306,3 +306,8 @@ def _linear_one_output() -> MLP:
 def test_margins_refuse_labels_that_are_not_classes() -> None:
     with pytest.raises(ValueError, match=r"y must hold a class index in \[0, 2\) for each of the 2 points"):
         train.margins(_linear_one_output(), np.zeros((2, 2)), [0, 2])
+
+
+def test_a_task_refuses_an_unknown_loss() -> None:
+    with pytest.raises(ValueError, match="unknown loss 'l1'; choose one of hinge, mse, bce, ce"):
+        train.Task(np.zeros((1, 2)), np.zeros(1, dtype=np.intp), "l1", 0.0)

@@ -75,6 +75,10 @@ class Task:
     loss: str
     l2: float
 
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+
     def loss_of(self, outputs: Any, params: list[Value]) -> Value:
         """The loss of the model's outputs on all points (eager or batched form, as `losses` takes both)."""
         if self.loss == "ce":
