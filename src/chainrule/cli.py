@@ -97,7 +97,8 @@ def _add_training_options(p: argparse.ArgumentParser, steps_help: str) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds files chainrule did not write")
     p.add_argument("--explorer", action="store_true",
-                   help="also write explorer.html: the trained model on one training point, by neuron")
+                   help="also write explorer.html: backprop through the trained model on the training point "
+                        "it is least sure of, by neuron")
     p.add_argument("--steps", type=_positive_int, default=100, help=steps_help)
     # Not argparse choices: the modes are chainrule.train.MODES, and importing it (NumPy) would slow --help.
     p.add_argument("--mode", default="batched",
