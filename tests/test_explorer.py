@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import CHROMIUM, CHROMIUM_ARGS
 from conftest import browser_unavailable as _unavailable
+from conftest import seeds_neuron as conftest_seeds_neuron
 
 from chainrule import RULES, Value
 from chainrule.engine import topological_order
@@ -76,20 +77,9 @@ OVERFLOWING = """() => {
 
 
 def seeds_neuron() -> tuple[Value, list[Value]]:
-    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
-    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
-    b = Value(6.8813735870195432, "b")
-    x1w1 = x1 * w1
-    x1w1.label = "x1*w1"
-    x2w2 = x2 * w2
-    x2w2.label = "x2*w2"
-    s = x1w1 + x2w2
-    s.label = "x1*w1 + x2*w2"
-    n = s + b
-    n.label = "n"
-    o = n.tanh()
-    o.label = "o"
-    return o, [w1, w2, b]
+    """The seeds' neuron (conftest's) and its parameters w1, w2, b."""
+    o, named = conftest_seeds_neuron()
+    return o, [named["w1"], named["w2"], named["b"]]
 
 
 def test_neuron_step_through_whole_pass(browser: Any, tmp_path: Path) -> None:
