@@ -214,12 +214,14 @@ def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | fl
     """b + w·x as one node (a neuron before its activation): `b + w[0]*x[0] + w[1]*x[1] + ...`."""
     if len(w) != len(x):
         raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
-    given = (b, *w, *x)
-    parents = given if set(map(type, given)) == {Value} else tuple(map(_lift, given))  # 1: a leaf, as a + 1
-    if None in parents:
-        bad = given[[p is None for p in parents].index(True)]
-        raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-    kind: Any = next((type(p) for p in parents if type(p) is not Value), Value)  # a batch: its kind
+    parents = given = (b, *w, *x)
+    kind: Any = Value
+    if set(map(type, given)) != {Value}:  # a number becomes a leaf (as in a + 1); a batch brings its kind
+        parents = tuple(map(_lift, given))  # type: ignore[arg-type]
+        if None in parents:
+            bad = given[[p is None for p in parents].index(True)]
+            raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
+        kind = next((type(p) for p in parents if type(p) is not Value), Value)
     return kind._apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[no-any-return]
 
 

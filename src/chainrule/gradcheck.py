@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .engine import FLOAT_MATH, RULES, Value, no_grad, topological_order
+from .engine import RULES, Value, no_grad, topological_order
+from .numerics import FLOAT_MATH
 
 
 class GradcheckError(AssertionError):
@@ -29,7 +30,7 @@ def _call(f: Callable[..., Any], xs: list[float]) -> float:
             out = f(*xs)
         except (AttributeError, TypeError):  # e.g. x.tanh() on a float: this f wants Values
             out = f(*[Value(x) for x in xs])
-    return out.data if isinstance(out, Value) else float(out)
+    return out.item() if isinstance(out, Value) else float(out)
 
 
 def numerical_grad(
@@ -44,7 +45,7 @@ def numerical_grad(
     (f(x+h) - f(x-h)) / 2h, with error of order h². Too small an h loses everything to rounding (the
     seeds' h = 1e-20 gives 0): the defaults sit near the best trade-off for float64.
     """
-    x0 = x.data if isinstance(x, Value) else float(x)
+    x0 = x.item() if isinstance(x, Value) else float(x)
     if method == "central":
         h = 1e-6 if h is None else h
         return (_call(f, [x0 + h]) - _call(f, [x0 - h])) / (2 * h)
@@ -65,7 +66,7 @@ def gradcheck(
 
     Returns True, or raises GradcheckError naming the input, both values and their difference.
     """
-    data = [x.data if isinstance(x, Value) else float(x) for x in xs]
+    data = [x.item() if isinstance(x, Value) else float(x) for x in xs]
     labels = [x.label if isinstance(x, Value) else "" for x in xs]
     inputs = [Value(d, label) for d, label in zip(data, labels, strict=True)]
     out = f(*inputs)
@@ -117,7 +118,7 @@ def _replay(order: list[Value], start: int, nudged: float) -> float:
         if any(id(p) in data for p in node.parents):
             xs = [data.get(id(p), p.data) for p in node.parents]
             data[id(node)] = RULES[node.op].forward(FLOAT_MATH, *xs)
-    return data.get(id(order[-1]), order[-1].data)
+    return data.get(id(order[-1]), order[-1].item())
 
 
 def _edge_error(node: Value, i: int, eps: float) -> tuple[float, float]:
@@ -155,7 +156,7 @@ def check_graph(root: Value, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     # children, so the fault is in a local derivative on an edge into it.
     for k in range(len(order) - 2, -1, -1):
         node = order[k]
-        x = node.data
+        x = node.item()
         try:
             numeric = (_replay(order, k, x + eps) - _replay(order, k, x - eps)) / (2 * eps)
         except (ArithmeticError, ValueError):

@@ -137,7 +137,7 @@ def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets:
                              f"in [0, {n_classes})")
     if batch:
         zs = cast(list[Value], batch)
-        m = _batch(np.max([z.data for z in zs], axis=0))
+        m = _batch(np.max([np.asarray(z.data) for z in zs], axis=0))
         lse = _total((z - m).exp() for z in zs).log() + m
         picked = _total(z * _batch((t == k).astype(np.float64)) for k, z in enumerate(zs))
         total = (lse - picked).sum()
@@ -146,7 +146,7 @@ def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets:
         for row, c in zip(rows, t.tolist(), strict=True):
             if len(row) != n_classes:
                 raise ValueError(f"cross_entropy: rows of logits differ in length ({len(row)}, {n_classes})")
-            mf = max(z.data for z in row)
+            mf = max(z.item() for z in row)
             terms.append(_total((z - mf).exp() for z in row).log() + mf - row[c])
         total = _total(terms)
     return total * (1.0 / n) if reduction == "mean" else total
