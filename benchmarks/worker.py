@@ -188,7 +188,14 @@ def moons_summary(records: list[dict[str, float]]) -> dict[str, Any]:
 
 def run_moons_compiled(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
     """The demo's graph (batched, or one scalar graph per example) built once and compiled once, then
-    replayed step after step. Compiling is timed apart (median of 3 compiles of the same graph)."""
+    replayed step after step."""
+    prog, outputs, params, y, stats = compiled_demo(engine == "chainrule-compiled", leaf, job)
+    records = wl.moons_compiled(prog, outputs, params, y, job["steps"], engine == "chainrule-compiled")
+    return {**moons_summary(records), **stats}
+
+
+def compiled_demo(batched: bool, leaf: Any, job: dict[str, Any]) -> tuple[Any, ...]:
+    """The demo's graph built and compiled (timed apart: median of 3 compiles of the same graph)."""
     import numpy as np
 
     import chainrule
@@ -196,7 +203,6 @@ def run_moons_compiled(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str,
 
     X, y = np.array(job["X"]), np.array(job["y"])
     model, params = nn_model(job["weights"])
-    batched = engine == "chainrule-compiled"
     if batched:
         outputs = [model([leaf(X[:, 0]), leaf(X[:, 1])])]
         scores: Any = outputs[0]
@@ -210,9 +216,22 @@ def run_moons_compiled(engine: str, leaf: Any, job: dict[str, Any]) -> dict[str,
         compile_ns.append(time.perf_counter_ns() - t0)
     stats = {"compile_ms": wl.median(compile_ns) / 1e6, "instructions": len(prog),
              "nodes": prog.plan.nodes}
-    del total, scores  # the program holds the leaves only: the graph is gone
-    records = wl.moons_compiled(prog, outputs, params, y, job["steps"], batched)
-    return {**moons_summary(records), **stats}
+    return prog, outputs, params, y, stats
+
+
+def run_moons_alternating(leaf: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """The compiled batched step and PyTorch's, in turn in one process: the load of a shared machine
+    then falls on both alike (separate jobs run minutes apart, under whatever load there was)."""
+    import torch
+
+    torch.set_num_threads(1)
+    prog, outputs, params, y, _ = compiled_demo(True, leaf, job)
+    ours = wl.compiled_stepper(prog, outputs, params, y, True)
+    theirs = wl.torch_stepper(torch, job["weights"], job["X"], job["y"])
+    pairs = [(ours(k)["ns"], theirs(k)["ns"]) for k in range(job["steps"])]
+    compiled, torch_ns = (wl.median([p[i] for p in pairs[1:]]) for i in (0, 1))  # step 0: warm-up
+    return {"compiled_step_ms": compiled / 1e6, "torch_step_ms": torch_ns / 1e6,
+            "ratio": torch_ns / compiled}
 
 
 def nn_model(weights: list[list[list[float]]]) -> tuple[Any, list[Any]]:
@@ -374,6 +393,8 @@ def main() -> None:
     try:
         if workload == "moons":
             result.update(run_moons(engine, leaf, job))
+        elif workload == "moons-alternating":
+            result.update(run_moons_alternating(leaf, job))
         elif workload == "chain":
             result.update(run_chain(leaf, grad, job))
         elif workload == "wide":

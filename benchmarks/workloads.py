@@ -136,8 +136,15 @@ def moons_compiled(prog: Any, outputs: list[Any], params: list[Any], y: Any, ste
     """The demo's step replayed by `chainrule.compile`: the graph was built and compiled once, before
     the clock; each step zeroes the grads, runs the program (forward and backward, grads into the
     parameters), reads the scores for the accuracy and updates the parameters (SGD)."""
-    records = []
-    for k in range(steps):
+    step = compiled_stepper(prog, outputs, params, y, batched)
+    return [step(k) for k in range(steps)]
+
+
+def compiled_stepper(prog: Any, outputs: list[Any], params: list[Any], y: Any,
+                     batched: bool) -> Callable[[int], dict[str, float]]:
+    """moons_compiled's step k, as a function (for running it in turn with another engine's)."""
+
+    def step(k: int) -> dict[str, float]:
         t0 = time.perf_counter_ns()
         for p in params:
             p.grad = 0.0
@@ -150,8 +157,9 @@ def moons_compiled(prog: Any, outputs: list[Any], params: list[Any], y: Any, ste
         for p in params:
             p.data -= lr * p.grad
         t1 = time.perf_counter_ns()
-        records.append({"ns": t1 - t0, "loss": loss, "acc": float(accuracy)})
-    return records
+        return {"ns": t1 - t0, "loss": loss, "acc": float(accuracy)}
+
+    return step
 
 
 def moons_batched(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], X: Any, y: Any,
@@ -175,14 +183,21 @@ def moons_batched(leaf: Leaf, model: Callable[[Any], Any], params: list[Any], X:
 def moons_torch(torch: Any, weights: list[list[list[float]]], X: Any, y: Any,
                 steps: int) -> list[dict[str, float]]:
     """The same step as a PyTorch user writes it: float64 tensors, one matmul per layer."""
+    step = torch_stepper(torch, weights, X, y)
+    return [step(k) for k in range(steps)]
+
+
+def torch_stepper(torch: Any, weights: list[list[list[float]]], X: Any,
+                  y: Any) -> Callable[[int], dict[str, float]]:
+    """moons_torch's step k, as a function (the tensors are made once, before any clock)."""
     f64 = torch.float64
     Ws = [torch.tensor([n[:-1] for n in layer], dtype=f64, requires_grad=True) for layer in weights]
     bs = [torch.tensor([n[-1] for n in layer], dtype=f64, requires_grad=True) for layer in weights]
     Xt = torch.tensor(X, dtype=f64)
     yt = torch.tensor(y, dtype=f64)
     params = [p for W, b in zip(Ws, bs, strict=True) for p in (W, b)]
-    records = []
-    for k in range(steps):
+
+    def step(k: int) -> dict[str, float]:
         t0 = time.perf_counter_ns()
         h = Xt
         for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
@@ -203,8 +218,9 @@ def moons_torch(torch: Any, weights: list[list[list[float]]], X: Any, y: Any,
             for p in params:
                 p -= lr * p.grad
         t1 = time.perf_counter_ns()
-        records.append({"ns": t1 - t0, "loss": total.item(), "acc": accuracy})
-    return records
+        return {"ns": t1 - t0, "loss": total.item(), "acc": accuracy}
+
+    return step
 
 
 # ---------------------------------------------------------------------------------------------
