@@ -3,11 +3,14 @@
 Oracle: scikit-learn (a dev dependency only). make_moons, make_circles, make_blobs and
 train_test_split must give sklearn's arrays bit for bit and leave the RNG in the same state.
 make_xor and make_spirals are ours, so they are checked against their documented construction.
+make_dataset picks one by name, as the CLI's --dataset, and must give what the CLI trained on before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -19,8 +22,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from chainrule.data import (
+    DATASETS,
+    DEFAULT_NOISE,
     make_blobs,
     make_circles,
+    make_dataset,
     make_moons,
     make_spirals,
     make_xor,
@@ -438,6 +444,75 @@ def test_train_test_split_is_seeded() -> None:
 
 
 # -------------------------------------------------------------------------------------------------
+# make_dataset: a dataset by name, as `chainrule train --dataset` makes it.
+# -------------------------------------------------------------------------------------------------
+
+
+# What `chainrule train` trained on before make_dataset existed (its own `_dataset` code): a SHA-256 of
+# X's and y's little-endian bytes, for (name, n_samples, noise, n_classes, seed).
+CLI_ARRAYS = [
+    ("moons", 100, None, 2, 1337, "a2cd351031df650f"),  # micrograd's demo
+    ("circles", 100, None, 2, 1337, "e784662aa49d4e18"),
+    ("blobs", 100, None, 2, 1337, "87734edba95b75f7"),
+    ("xor", 100, None, 2, 1337, "58639f091c001727"),
+    ("spirals", 100, None, 2, 1337, "538ce4e08d03e66e"),
+    ("blobs", 37, 0.3, 3, 0, "22ee9789b48cb2cc"),
+    ("spirals", 37, 0.3, 3, 0, "6f202f011e5f179b"),
+    ("xor", 5, 0.0, 2, 2**32 - 1, "34bc9b3701933d58"),
+]
+
+
+def test_every_dataset_has_the_default_noise_the_cli_had() -> None:
+    assert DATASETS == ("moons", "circles", "blobs", "xor", "spirals")
+    assert DEFAULT_NOISE == {"moons": 0.1, "circles": 0.1, "blobs": 1.0, "xor": 0.1, "spirals": 0.02}
+
+
+@pytest.mark.parametrize(("name", "n", "noise", "classes", "seed", "digest"), CLI_ARRAYS)
+def test_make_dataset_is_what_the_cli_trained_on(name: str, n: int, noise: float | None, classes: int,
+                                                 seed: int, digest: str) -> None:
+    before = _global_state()
+    X, y = make_dataset(name, n, noise=noise, n_classes=classes, random_state=seed)
+    assert X.dtype == np.float64 and X.shape == (n, 2) and y.shape == (n,)
+    data = X.astype("<f8").tobytes() + y.astype("<i8").tobytes()
+    assert hashlib.sha256(data).hexdigest()[:16] == digest
+    assert _global_state() == before
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "xor", "spirals"])
+def test_make_dataset_is_the_maker_of_that_name(name: str) -> None:
+    maker = {"moons": make_moons, "circles": make_circles, "xor": make_xor, "spirals": make_spirals}[name]
+    extra = {"factor": 0.5} if name == "circles" else {}
+    _assert_same(make_dataset(name, 50, random_state=3),
+                 maker(50, noise=DEFAULT_NOISE[name], random_state=3, **extra))
+    _assert_same(make_dataset(name, 50, noise=0.7, random_state=3),
+                 maker(50, noise=0.7, random_state=3, **extra))
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_make_dataset_gives_every_class_and_standardised_blobs(name: str) -> None:
+    classes = 5 if name in ("blobs", "spirals") else 2
+    X, y = make_dataset(name, 60, n_classes=classes, random_state=7)
+    assert X.shape == (60, 2) and X.dtype == np.float64 and np.isfinite(X).all()
+    assert set(y.tolist()) == set(range(classes))
+    if name == "blobs":  # centres anywhere in [-10, 10]² would saturate tanh and sigmoid units
+        np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-12)
+        np.testing.assert_allclose(X.std(axis=0), 1.0)
+
+
+def test_make_dataset_none_uses_the_global_seed() -> None:
+    np.random.seed(11)
+    first = make_dataset("spirals", 30)
+    _assert_same(first, make_dataset("spirals", 30, random_state=np.random.RandomState(11)))
+
+
+@pytest.mark.parametrize("name", ["mnist", "Moons", "", None, 3])
+def test_make_dataset_refuses_an_unknown_name_listing_the_known(name: Any) -> None:
+    with pytest.raises(ValueError, match=f"unknown dataset {re.escape(repr(name))}; choose one of "
+                                         "moons, circles, blobs, xor, spirals"):
+        make_dataset(name, 10)
+
+
+# -------------------------------------------------------------------------------------------------
 # Bad inputs: a ValueError that names the parameter and shows the value.
 # -------------------------------------------------------------------------------------------------
 
@@ -478,6 +553,12 @@ BAD_INPUTS: list[tuple[Call, str, Any, dict[str, Any]]] = [
     *[(make_spirals, "n_classes", value, {}) for value in (1, 0, -2, 2.0)],
     *[(make_spirals, "turns", value, {}) for value in (0, 0.0, -1.0, INF, NAN, "1")],
     *[(make_spirals, "noise", value, {}) for value in (-1.0, INF)],
+    *[(make_dataset, "n_samples", value, {"name": "moons"}) for value in (0, -1, 2.5, True, "10", None)],
+    (make_dataset, "n_samples", 2, {"name": "blobs", "n_classes": 3}),  # a class would have no point
+    *[(make_dataset, "n_classes", value, {"name": "blobs"}) for value in (1, 0, 2.0, True, None)],
+    *[(make_dataset, "n_classes", 3, {"name": name}) for name in ("moons", "circles", "xor")],
+    *[(make_dataset, "noise", value, {"name": "spirals"}) for value in (-0.1, NAN, INF, "0.1")],
+    *[(make_dataset, "random_state", value, {"name": "xor"}) for value in (-1, 2**32, "seed")],
 ]
 
 

@@ -3,7 +3,8 @@
 `make_moons`, `make_circles`, `make_blobs` and `train_test_split` give the same arrays, bit for bit,
 as scikit-learn's functions of the same names, for the same arguments and seed: they make the same
 random draws in the same order. So results from micrograd's demo or a sklearn tutorial carry over
-without sklearn installed. `make_xor` and `make_spirals` are chainrule's own.
+without sklearn installed. `make_xor` and `make_spirals` are chainrule's own. `make_dataset` picks
+one of the five by name, with its default noise, as `chainrule train --dataset` does.
 
 `random_state` works as in sklearn: an int seeds a fresh `np.random.RandomState`, a RandomState is
 used (and advanced) as it is, and None uses NumPy's global RandomState.
@@ -24,8 +25,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 __all__ = [
+    "DATASETS",
+    "DEFAULT_NOISE",
     "make_blobs",
     "make_circles",
+    "make_dataset",
     "make_moons",
     "make_spirals",
     "make_xor",
@@ -318,6 +322,56 @@ def make_spirals(
         angle = 2 * np.pi * (turns * t + k / n_classes)
         arms.append(np.column_stack([t * np.cos(angle), t * np.sin(angle)]))
     return _shuffle_and_blur(np.concatenate(arms), _labels(counts), shuffle, noise, rng)
+
+
+# --------------------------------------------------------------------------------------------------
+# A dataset by name.
+# --------------------------------------------------------------------------------------------------
+
+# Each dataset's noise when none is given: enough to blur the classes without hiding them. For blobs
+# it is the clusters' standard deviation (before they are standardised, below).
+DEFAULT_NOISE = {"moons": 0.1, "circles": 0.1, "blobs": 1.0, "xor": 0.1, "spirals": 0.02}
+DATASETS = tuple(DEFAULT_NOISE)
+_MANY_CLASSES = ("blobs", "spirals")  # the others always have 2
+
+
+def make_dataset(
+    name: str,
+    n_samples: int = 100,
+    *,
+    noise: float | None = None,
+    n_classes: int = 2,
+    random_state: Seed = None,
+) -> tuple[FloatArray, IntArray]:
+    """The 2-D toy dataset `name` (one of DATASETS), as `chainrule train --dataset name` trains on it.
+
+    noise: None takes the dataset's DEFAULT_NOISE. n_classes: 2, or more for blobs and spirals.
+    Circles have an inner radius of 0.5; blobs are standardised (mean 0, standard deviation 1 on each
+    axis). Otherwise the arrays are those of the make_* function of that name.
+    """
+    if name not in DEFAULT_NOISE:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    n_classes = _check_count(n_classes, "n_classes", minimum=2)
+    if n_classes != 2 and name not in _MANY_CLASSES:
+        raise ValueError(f"{name} always has 2 classes, got n_classes={n_classes} (only "
+                         f"{' and '.join(_MANY_CLASSES)} have more)")
+    n_samples = _check_count(n_samples, "n_samples")
+    if n_samples < n_classes:
+        raise ValueError(f"need at least one point per class: n_samples={n_samples} for "
+                         f"n_classes={n_classes}")
+    std = DEFAULT_NOISE[name] if noise is None else _check_noise(noise) or 0.0
+    rng = _check_random_state(random_state)
+    if name == "moons":
+        return make_moons(n_samples, noise=std, random_state=rng)
+    if name == "circles":
+        return make_circles(n_samples, noise=std, factor=0.5, random_state=rng)
+    if name == "xor":
+        return make_xor(n_samples, noise=std, random_state=rng)
+    if name == "spirals":
+        return make_spirals(n_samples, n_classes=n_classes, noise=std, random_state=rng)
+    X, y = make_blobs(n_samples, centers=n_classes, cluster_std=std, random_state=rng)
+    # Blob centres lie anywhere in [-10, 10]²: standardised, tanh and sigmoid units don't start saturated.
+    return (X - X.mean(axis=0)) / X.std(axis=0), y
 
 
 # --------------------------------------------------------------------------------------------------
