@@ -164,9 +164,8 @@ class BatchSum:
         self.local = local
 
     def __mul__(self, grad: Any) -> float:
-        if type(self.local) is float or type(grad) is float:
-            return float(np.sum(np.multiply(self.local, grad)))
-        return float(self.local.dot(grad))
+        # grad is the batch's: an array (every batch node's grad is one by the time it is passed on)
+        return self.local * float(grad.sum()) if type(self.local) is float else float(self.local.dot(grad))
 
     def __repr__(self) -> str:
         return f"BatchSum({self.local!r})"
@@ -187,7 +186,7 @@ class Batch(Value):
         node = apply(op, parents, xs, ARRAY_MATH, Value if op == "sum" else Batch)  # a sum is one number
         if type(node.data) is not float:
             node.data.flags.writeable = False  # type: ignore[union-attr]
-        if any(type(p.data) is float for p in parents):
-            node.local_grads = tuple(BatchSum(local) if type(p.data) is float else local
-                                     for p, local in zip(node.parents, node.local_grads, strict=True))
+        if node.parents:  # recorded (not under no_grad): wrap the locals of the numbers shared by all
+            node.local_grads = tuple([BatchSum(local) if type(p.data) is float else local
+                                      for p, local in zip(parents, node.local_grads)])  # noqa: B905
         return node

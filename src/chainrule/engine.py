@@ -214,15 +214,15 @@ def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | fl
     """b + w·x as one node (a neuron before its activation): `b + w[0]*x[0] + w[1]*x[1] + ...`."""
     if len(w) != len(x):
         raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
-    parents = given = (b, *w, *x)
-    kind: Any = Value
-    if set(map(type, given)) != {Value}:  # a number becomes a leaf (as in a + 1); a batch brings its kind
-        parents = tuple(map(_lift, given))  # type: ignore[arg-type]
+    parents: Any = (b, *w, *x)
+    given, kinds = parents, set(map(type, parents))
+    if not all(issubclass(k, Value) for k in kinds):  # a number becomes a leaf, as in a + 1
+        parents = tuple(map(_lift, given))
         if None in parents:
             bad = given[[p is None for p in parents].index(True)]
             raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-        kind = next((type(p) for p in parents if type(p) is not Value), Value)
-    return kind._apply("linear", parents, tuple(map(_data, parents)))  # type: ignore[no-any-return]
+    kind = next((k for k in kinds if k is not Value and issubclass(k, Value)), Value)  # a batch: its kind
+    return kind._apply("linear", parents, tuple(map(_data, parents)))
 
 
 _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in parents] at C speed
@@ -252,9 +252,9 @@ Value._apply = partial(apply, m=FLOAT_MATH, kind=Value)  # a partial is a C call
 
 def _lift(x: object) -> Value | None:
     """x as a Value: a plain number becomes a leaf (as in the seeds: `a + 1` shows the 1), else None."""
-    if type(x) is float or type(x) is int or (isinstance(x, numbers.Real) and not isinstance(x, Value)):
-        return _leaf(Value, float(x))
-    return x if isinstance(x, Value) else None
+    if isinstance(x, Value):
+        return x
+    return _leaf(Value, float(x)) if type(x) is float or isinstance(x, numbers.Real) else None
 
 
 def _leaf(kind: type[Value], data: Any) -> Value:
