@@ -187,6 +187,15 @@ def test_help_exits_zero(capsys):
     assert code == 0 and "demo" in out and "train" in out and "tour" in out and "graph" in out
 
 
+def test_train_help_names_every_dataset_and_its_default_noise(capsys):
+    from chainrule.data import DEFAULT_NOISE  # --help itself doesn't import it (NumPy)
+
+    code, out, _ = _run(capsys, "train", "--help")
+    help_text = " ".join(out.split())
+    assert code == 0
+    assert all(f"{name} {noise}" in help_text for name, noise in DEFAULT_NOISE.items()), help_text
+
+
 BAD_ARGS = [
     [],
     ["bogus"],
@@ -209,6 +218,7 @@ BAD_ARGS = [
     ["train", "--classes", "3"],
     ["train", "--dataset", "blobs", "--classes", "3", "--loss", "hinge"],
     ["train", "--dataset", "blobs", "--classes", "1"],
+    ["train", "--dataset", "spirals", "--classes", "5", "--samples", "4"],  # a class with no point
     ["train", "--hidden", "100000,100000"],  # 10^10 parameters: refused at once, not an hour of building
     ["train", "--samples", "1000000"],
     ["demo", "--out", "/proc/no-such-folder"],  # refused before training, not after

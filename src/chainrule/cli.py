@@ -39,6 +39,13 @@ class _Failed(Exception):
     """The command could not do its job (training diverged, a file can't be written): one line, exit 1."""
 
 
+def _refuse(checks: list[tuple[object, str]]) -> None:
+    """Raise the usage error of the first (bad, message) whose `bad` is true."""
+    for bad, message in checks:
+        if bad:
+            raise _UsageError(message)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -212,19 +219,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_train(args)
 
 
-_NOISE = {"moons": 0.1, "circles": 0.1, "blobs": 1.0, "xor": 0.1, "spirals": 0.02}
-
-
 def _add_train_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "train", help="train an MLP on a toy dataset of your choice",
         description="Full-batch training of an MLP on a 2-D toy dataset, with the demo's outputs. With the "
                     "defaults it is the demo. The learning rate decays linearly to a tenth of --lr.")
-    p.add_argument("--dataset", choices=_NOISE, default="moons")
+    # Not argparse choices, as --mode: the names are chainrule.data.DATASETS (importing it loads NumPy).
+    p.add_argument("--dataset", default="moons", metavar="NAME",
+                   help="moons (default), circles, blobs, xor or spirals (chainrule.data.make_dataset)")
     p.add_argument("--samples", type=_positive_int, default=100, help="number of points (default 100)")
     p.add_argument("--noise", type=_positive_float(strict=False), default=None,
-                   help="dataset noise (blobs: cluster std); default: "
-                        + ", ".join(f"{k} {v}" for k, v in _NOISE.items()))
+                   help="dataset noise (blobs: cluster std); default: moons 0.1, circles 0.1, blobs 1.0, "
+                        "xor 0.1, spirals 0.02 (chainrule.data.DEFAULT_NOISE)")
     p.add_argument("--classes", type=_positive_int, default=2,
                    help="number of classes for blobs and spirals (default 2)")
     p.add_argument("--hidden", type=_layer_sizes, default=[16, 16], metavar="SIZES",
@@ -244,47 +250,27 @@ def _add_train_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_cmd_train, schedule=None, title=None)  # the rate decays over --steps
 
 
-def _dataset(name: str, n: int, noise: float, classes: int, seed: int) -> tuple[Any, Any]:
-    import numpy as np
-
-    from chainrule import data
-
-    rs = np.random.RandomState(seed)  # our own generator: the global one is left alone
-    if name == "moons":
-        return data.make_moons(n, noise=noise, random_state=rs)
-    if name == "circles":
-        return data.make_circles(n, noise=noise, factor=0.5, random_state=rs)
-    if name == "xor":
-        return data.make_xor(n, noise=noise, random_state=rs)
-    if name == "spirals":
-        return data.make_spirals(n, n_classes=classes, noise=noise, random_state=rs)
-    X, y = data.make_blobs(n, centers=classes, cluster_std=noise, random_state=rs)
-    # Blob centres lie anywhere in [-10, 10]²: standardise, or tanh/sigmoid units start saturated.
-    return (X - X.mean(axis=0)) / X.std(axis=0), y
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
+    from chainrule.data import make_dataset
     from chainrule.nn import MLP
     from chainrule.train import default_optimizer
 
     loss = args.loss or ("hinge" if args.classes == 2 else "ce")
     sizes = [2, *args.hidden, args.classes if loss == "ce" else 1]
     n_params = sum((nin + 1) * nout for nin, nout in itertools.pairwise(sizes))
-    for bad, message in [
-        (args.classes != 2 and args.dataset not in ("blobs", "spirals"),
-         f"--classes: {args.dataset} always has 2 classes"),
-        (args.classes < 2, "--classes: need at least 2 classes"),
-        (args.classes > 2 and loss != "ce", f"--loss {loss} is for 2 classes; use --loss ce for more"),
-        (args.samples < args.classes, f"--samples: need at least one point per class ({args.classes})"),
+    _refuse([
         (args.samples > MAX_SAMPLES, f"--samples: at most {MAX_SAMPLES:,} points, got {args.samples:,}"),
         (n_params > MAX_PARAMETERS, f"--hidden: {n_params:,} parameters is more than this scalar engine "
                                     f"trains in reasonable time (at most {MAX_PARAMETERS:,})"),
-    ]:
-        if bad:
-            raise _UsageError(message)
+    ])
+    try:  # it checks the name, --classes for that dataset, one point per class; a seed leaves NumPy's alone
+        X, labels = make_dataset(args.dataset, args.samples, noise=args.noise, n_classes=args.classes,
+                                 random_state=args.seed)
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+    if args.classes > 2 and loss != "ce":
+        raise _UsageError(f"--loss {loss} is for 2 classes; use --loss ce for more")
     _check_training_options(args)
-    noise = _NOISE[args.dataset] if args.noise is None else args.noise
-    X, labels = _dataset(args.dataset, args.samples, noise, args.classes, args.seed)
     model = MLP(2, sizes[1:], args.activation, "linear", bias_init="zero", rng=random.Random(args.seed))
     optimizer = default_optimizer(model, loss, args.optimizer, args.schedule or args.steps, args.lr)
     title = args.title or f"{args.dataset}, {loss} loss, {args.optimizer}"
@@ -373,16 +359,14 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     unknown = [n for n in params if n not in leaves]
     out: Path | None = args.out
     # Everything that can go wrong is checked before any gradient is printed.
-    for bad, message in [
+    _refuse([
         (unknown, f"--params names not in the expression: {', '.join(unknown)}"),
         (out and out.suffix.lower() not in FORMATS,
          f"cannot tell the format of {str(out)!r}: use one of {', '.join(FORMATS)}"),
         (out and not out.parent.is_dir(), f"no such folder for --out: {str(out and out.parent)!r}"),
         (out and len(topological_order(root)) > MAX_NODES,
          f"--out: the graph has more than {MAX_NODES} nodes, too many to draw"),
-    ]:
-        if bad:
-            raise _UsageError(message)
+    ])
     if out:
         _check_writable(out)
 
