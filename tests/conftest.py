@@ -1,5 +1,5 @@
-"""Shared test helpers: the seeds' graphs, the oracles (PyTorch, micrograd), Graphviz's `dot` (or its
-absence), a headless browser."""
+"""Shared test helpers: the oracles (PyTorch, micrograd), Graphviz's `dot` (or its absence), a headless
+browser, micrograd's demo model. The seeds' graphs come from chainrule.seeds, as the tour and examples."""
 
 from __future__ import annotations
 
@@ -99,36 +99,7 @@ def page_data(page: str) -> dict[str, object]:
     return data
 
 
-# ----- the seeds' examples ---------------------------------------------------------------------
-
-def seeds_expression() -> tuple[Value, dict[str, Value]]:
-    """L = (a*b + c) * f, the seeds' first graph."""
-    a, b, c, f = Value(2.0, "a"), Value(-3.0, "b"), Value(10.0, "c"), Value(-2.0, "f")
-    e = a * b
-    e.label = "e"
-    d = e + c
-    d.label = "d"
-    L = d * f
-    L.label = "L"
-    return L, {"a": a, "b": b, "c": c, "f": f, "e": e, "d": d}
-
-
-def seeds_neuron() -> tuple[Value, dict[str, Value]]:
-    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
-    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
-    b = Value(6.8813735870195432, "b")
-    x1w1 = x1 * w1
-    x1w1.label = "x1*w1"
-    x2w2 = x2 * w2
-    x2w2.label = "x2*w2"
-    s = x1w1 + x2w2
-    s.label = "x1*w1 + x2*w2"
-    n = s + b
-    n.label = "n"
-    o = n.tanh()
-    o.label = "o"
-    return o, {"x1": x1, "x2": x2, "w1": w1, "w2": w2, "b": b}
-
+# ----- micrograd's demo model --------------------------------------------------------------------
 
 def demo_mlp() -> tuple[MLP, Value, list[Value]]:
     """micrograd's demo model, MLP(2, [16, 16, 1]) = 337 parameters, on one datapoint (hinge loss)."""

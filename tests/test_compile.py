@@ -16,6 +16,7 @@ from chainrule import RULES, Value, linear, losses
 from chainrule.compile import Product, capture, fuse, plan, vectorize
 from chainrule.data import make_moons
 from chainrule.nn import MLP
+from chainrule.seeds import NEURON
 
 # ----- random graphs: every op in RULES, numbers and batches, shared subexpressions -------------------
 
@@ -151,10 +152,8 @@ def test_random_graphs_accumulate_and_see_new_data() -> None:
 
 
 def _seeds_neuron() -> tuple[Value, list[Value]]:
-    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
-    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
-    b = Value(6.8813735870195432, "b")
-    return (x1 * w1 + x2 * w2 + b).tanh(), [x1, x2, w1, w2, b]
+    o, v = NEURON.build()
+    return o, [v[name] for name in ("x1", "x2", "w1", "w2", "b")]
 
 
 def test_seeds_neuron_program_and_gradients() -> None:

@@ -8,18 +8,19 @@ import re
 
 import numpy as np
 import pytest
-from conftest import HAVE_DOT, demo_mlp, seeds_expression, seeds_neuron
+from conftest import HAVE_DOT, demo_mlp
 
 from chainrule import Value
 from chainrule.engine import topological_order
 from chainrule.nn import MLP
+from chainrule.seeds import FIRST_GRAPH, NEURON
 from chainrule.viz import GraphTooLargeError, Group, draw_dot, to_html, trace_model
 from chainrule.viz.dot import BUNDLE, FILL, NEGATIVE, POSITIVE, escape_record, layout
 
 # ----- draw_dot ----------------------------------------------------------------------------------
 
 def test_records_ops_and_edges_in_the_seeds_style() -> None:
-    L, v = seeds_expression()
+    L, v = FIRST_GRAPH.build()
     L.backward()
     src = draw_dot(L).source
     assert "rankdir=LR" in src
@@ -71,8 +72,8 @@ def test_escape_record_keeps_boxes_small() -> None:
 
 
 def test_same_graph_same_dot_text_byte_for_byte() -> None:
-    first, _ = seeds_neuron()
-    second, _ = seeds_neuron()
+    first, _ = NEURON.build()
+    second, _ = NEURON.build()
     first.backward()
     second.backward()
     assert draw_dot(first).source == draw_dot(second).source
@@ -82,7 +83,7 @@ def test_same_graph_same_dot_text_byte_for_byte() -> None:
 
 
 def test_kinds_are_distinct_and_grads_coloured_by_sign() -> None:
-    o, v = seeds_neuron()
+    o, v = NEURON.build()
     o.backward()
     src = draw_dot(o, params=[v["w1"], v["w2"], v["b"]]).source
     line = {m.group(1): m.group(0) for m in re.finditer(r'(v\d+) \[label="\{ ([^|]*?) \|.*', src)}
@@ -98,7 +99,7 @@ def test_kinds_are_distinct_and_grads_coloured_by_sign() -> None:
 
 
 def test_legend_is_optional() -> None:
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     assert "legend" not in draw_dot(o).source
     assert "legend" in draw_dot(o, legend=True).source
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import chainrule
 from chainrule import Value, gradcheck, no_grad, numerical_grad, topological_order
+from chainrule.seeds import FIRST_GRAPH, NEURON, REUSED, TWICE, first_graph
 
 try:
     import torch
@@ -141,11 +142,8 @@ def test_every_rule_has_a_formula_and_is_exercised() -> None:
 
 
 def test_seed_expression_graph_L_equals_d_times_f() -> None:
-    a, b, c, f = Value(2.0, "a"), Value(-3.0, "b"), Value(10.0, "c"), Value(-2.0, "f")
-    e = a * b
-    e.label = "e"
-    d = e + c
-    L = d * f
+    L, v = FIRST_GRAPH.build()
+    a, b, c, f, e, d = (v[k] for k in "abcfed")
     L.backward()
     assert L.data == -8.0
     assert (a.grad, b.grad, c.grad, f.grad, d.grad, e.grad, L.grad) == (6.0, -4.0, -2.0, 4.0, -2.0, -2.0, 1.0)
@@ -153,19 +151,16 @@ def test_seed_expression_graph_L_equals_d_times_f() -> None:
 
 def test_seed_second_example_grads() -> None:
     a, b, c, f = Value(1.0), Value(2.0), Value(3.0), Value(4.0)
-    e = a * b
-    d = e + c
-    L = d * f
+    L = first_graph(a, b, c, f)  # the first graph at other values
+    d = L.parents[0]
+    e = d.parents[0]
     L.backward()
     assert [n.grad for n in (a, b, c, d, e, f, L)] == [8.0, 4.0, 4.0, 4.0, 4.0, 5.0, 1.0]
 
 
 def test_seed_tanh_neuron() -> None:
-    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
-    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
-    b = Value(6.8813735870195432, "b")
-    n = x1 * w1 + x2 * w2 + b
-    o = n.tanh()
+    o, v = NEURON.build()
+    x1, x2, w1, w2, b, n = (v[k] for k in ("x1", "x2", "w1", "w2", "b", "n"))
     o.backward()
     assert o.data == pytest.approx(math.sqrt(0.5), abs=1e-12)
     assert n.grad == pytest.approx(0.5, abs=1e-12)
@@ -176,10 +171,9 @@ def test_seed_tanh_neuron() -> None:
 def test_seed_tanh_neuron_matches_torch() -> None:
     if torch is None:
         pytest.skip("PyTorch not installed")
-    vals = {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}
-    v = {k: Value(x, k) for k, x in vals.items()}
+    vals = NEURON.inputs
+    o, v = NEURON.build()
     t = {k: tt(x) for k, x in vals.items()}
-    o = (v["x1"] * v["w1"] + v["x2"] * v["w2"] + v["b"]).tanh()
     to = torch.tanh(t["x1"] * t["w1"] + t["x2"] * t["w2"] + t["b"])
     o.backward()
     to.backward()
@@ -189,12 +183,12 @@ def test_seed_tanh_neuron_matches_torch() -> None:
 
 
 def test_value_used_twice_accumulates() -> None:
-    a = Value(3.0, "a")
-    b = a + a
+    b, v = TWICE.build()
+    a = v["a"]
     b.backward()
     assert a.grad == 2.0
-    a2, b2 = Value(-2.0), Value(3.0)
-    f = (a2 * b2) * (a2 + b2)  # the seeds' second accumulation bug example
+    f, v = REUSED.build()  # the seeds' second accumulation bug example: (a*b)*(a + b) at -2, 3
+    a2, b2 = v["a"], v["b"]
     f.backward()
     assert a2.grad == (b2.data * (a2.data + b2.data) + a2.data * b2.data)
     assert b2.grad == (a2.data * (a2.data + b2.data) + a2.data * b2.data)

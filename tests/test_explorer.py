@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from conftest import CHROMIUM, CHROMIUM_ARGS
 from conftest import browser_unavailable as _unavailable
-from conftest import seeds_neuron as conftest_seeds_neuron
 
 from chainrule import RULES, Value
 from chainrule.engine import topological_order
 from chainrule.nn import MLP
+from chainrule.seeds import NEURON
 from chainrule.viz import backward_steps, to_html, trace_model
 from chainrule.viz.dot import layout
 from chainrule.viz.steps import fmt
@@ -78,7 +78,7 @@ OVERFLOWING = """() => {
 
 def seeds_neuron() -> tuple[Value, list[Value]]:
     """The seeds' neuron (conftest's) and its parameters w1, w2, b."""
-    o, named = conftest_seeds_neuron()
+    o, named = NEURON.build()
     return o, [named["w1"], named["w2"], named["b"]]
 
 

@@ -9,15 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import page_data, seeds_neuron
+from conftest import page_data
 
 from chainrule import RULES, Value
 from chainrule.nn import MLP
+from chainrule.seeds import NEURON
 from chainrule.viz import draw_dot, to_html, trace_model
 
 
 def test_html_is_self_contained_and_embeds_the_graph(tmp_path: Path) -> None:
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     o.backward()
     page = to_html(o, tmp_path / "n.html")
     assert (tmp_path / "n.html").read_text(encoding="utf-8") == page
@@ -34,7 +35,7 @@ def test_html_is_self_contained_and_embeds_the_graph(tmp_path: Path) -> None:
 
 
 def test_explorer_stacks_fields_draw_dot_keeps_the_seeds_records() -> None:
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     o.backward()
     page_dot = str(page_data(to_html(o))["dot"])
     assert 'label="{ o | data 0.7071 | grad 1.0000 }"' in draw_dot(o).source  # the seeds' style
@@ -96,7 +97,7 @@ def test_a_page_sorts_the_graph_once_and_replays_backward_once(monkeypatch: pyte
         monkeypatch.setattr(module, "topological_order", sort)
     backward = counted("backward", chainrule.engine.backward_pass)
     monkeypatch.setattr(chainrule.viz.steps, "backward_pass", backward)
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     o.backward()
     to_html(o)
     assert calls == {"sort": 1, "backward": 1}

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_dot, page_data, seeds_expression, seeds_neuron
+from conftest import need_dot, page_data
 
 from chainrule import Value
 from chainrule.nn import MLP, Layer
+from chainrule.seeds import FIRST_GRAPH, NEURON
 from chainrule.viz import Explorer, draw_dot, explore, to_html, trace_model
 
 
@@ -25,7 +26,7 @@ def srcdoc(frame: str) -> str:
 
 
 def test_explore_shows_the_explorer_in_a_sandboxed_frame() -> None:
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     o.backward()
     explorer = explore(o)
     assert isinstance(explorer, Explorer)
@@ -42,7 +43,7 @@ def test_explore_shows_the_explorer_in_a_sandboxed_frame() -> None:
 
 
 def test_explore_save_writes_the_standalone_page(tmp_path: Path) -> None:
-    L, _ = seeds_expression()
+    L, _ = FIRST_GRAPH.build()
     L.backward()
     explorer = explore(L, title="L = (a*b + c)*f")
     written = explorer.save(tmp_path / "L.html")
@@ -73,7 +74,7 @@ def test_explore_refuses_what_it_cannot_show() -> None:
 
 
 def test_draw_dot_shows_the_bundled_graphviz_without_dot(hide_dot: Path) -> None:
-    L, _ = seeds_expression()
+    L, _ = FIRST_GRAPH.build()
     L.backward()
     graph = draw_dot(L)
     bundle = graph._repr_mimebundle_()  # what Jupyter calls; graphviz itself raises ExecutableNotFound
@@ -88,7 +89,7 @@ def test_draw_dot_shows_the_bundled_graphviz_without_dot(hide_dot: Path) -> None
 
 def test_draw_dot_is_graphviz_svg_with_dot() -> None:
     need_dot()
-    L, _ = seeds_expression()
+    L, _ = FIRST_GRAPH.build()
     bundle = draw_dot(L)._repr_mimebundle_()
     assert set(bundle) == {"image/svg+xml"} and "<svg" in bundle["image/svg+xml"]
     assert draw_dot(L)._repr_mimebundle_(include=["image/png"])["image/png"].startswith(b"\x89PNG")
@@ -114,7 +115,7 @@ def open_frame(browser: Any, shown: str, tmp_path: Path) -> tuple[Any, Any]:
 
 
 def test_explore_runs_inside_its_frame(browser: Any, tmp_path: Path) -> None:
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     o.backward()
     page, frame = open_frame(browser, explore(o, height=500)._repr_html_(), tmp_path)
     assert frame.locator("#graph g.node.value").count() == 10
@@ -126,7 +127,7 @@ def test_explore_runs_inside_its_frame(browser: Any, tmp_path: Path) -> None:
 
 
 def test_draw_dot_without_dot_draws_in_its_frame(browser: Any, tmp_path: Path, hide_dot: Path) -> None:
-    L, _ = seeds_expression()
+    L, _ = FIRST_GRAPH.build()
     L.backward()
     page, frame = open_frame(browser, draw_dot(L)._repr_mimebundle_()["text/html"], tmp_path)
     assert frame.locator("svg g.node").count() == 7 + 3  # 7 values and 3 ops, as `dot` draws them

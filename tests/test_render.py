@@ -6,16 +6,17 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import need_dot, seeds_neuron
+from conftest import need_dot
 
 from chainrule import Value
+from chainrule.seeds import NEURON
 from chainrule.viz import GraphvizMissingWarning, render
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_render_with_graphviz(tmp_path: Path, suffix: str) -> None:
     need_dot()
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     o.backward()
     path = tmp_path / f"neuron{suffix}"
     with warnings.catch_warnings():
@@ -34,7 +35,7 @@ def test_render_falls_back_to_html_without_graphviz(tmp_path: Path,
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # hide dot
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     with pytest.warns(GraphvizMissingWarning) as caught:
         written = render(o, tmp_path / "neuron.svg")
     assert written == tmp_path / "neuron.html"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import demo_mlp, seeds_expression, seeds_neuron
+from conftest import demo_mlp
 
 from chainrule import Value
 from chainrule.engine import topological_order
+from chainrule.seeds import FIRST_GRAPH, NEURON
 from chainrule.viz import backward_steps
 from chainrule.viz.steps import final_grads
 
@@ -14,9 +15,9 @@ from chainrule.viz.steps import final_grads
 @pytest.mark.parametrize("make", ["expression", "neuron", "twice", "mlp"])
 def test_steps_end_at_the_engines_grads(make: str) -> None:
     if make == "expression":
-        root, _ = seeds_expression()
+        root, _ = FIRST_GRAPH.build()
     elif make == "neuron":
-        root, _ = seeds_neuron()
+        root, _ = NEURON.build()
     elif make == "twice":
         a = Value(-1.5, "a")
         root = (a + a) * a
@@ -46,7 +47,7 @@ def test_steps_show_two_contributions_for_a_plus_a() -> None:
 
 
 def test_step_str_is_one_readable_line() -> None:
-    o, _ = seeds_neuron()
+    o, _ = NEURON.build()
     lines = [str(s) for s in backward_steps(o)]
     assert lines[0] == "  1. o (tanh) → n: grad(n) += 0.5000 × 1.0000 = 0.5000 → 0.5000"
     assert all("\n" not in ln for ln in lines)
@@ -80,7 +81,7 @@ def test_the_stepper_replays_a_batched_mlp_loss_to_the_engines_grads() -> None:
 def test_replay_sorts_once_and_its_order_puts_parents_first() -> None:
     from chainrule.viz.steps import replay
 
-    root, _ = seeds_expression()
+    root, _ = FIRST_GRAPH.build()
     run = replay(root)
     position = {id(v): i for i, v in enumerate(run.order)}
     assert all(position[id(p)] < position[id(v)] for v in run.order for p in v.parents)
