@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import os
 import re
@@ -580,6 +581,37 @@ def test_a_write_failing_after_training_is_one_line_and_exit_1(
     code, _, err = _run(capsys, "demo", "--steps", "1", "--no-progress", "--out", str(tmp_path))
     assert code == 1
     assert err == f"chainrule demo: error: cannot write to {tmp_path}: No space left on device\n"
+
+
+# ----- the garbage collector -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("outcome", ["trained", "diverged"])
+def test_training_runs_with_the_cyclic_collector_off_and_restores_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool,
+        outcome: str) -> None:
+    # The graphs have no cycles, so the collector only rescans them as they grow: the CLI, which is the
+    # application, turns it off while training (the library never does, test_train checks).
+    seen: list[bool] = []
+    real_fit = train.fit
+
+    def fit(*args: object, **kwargs: object) -> train.History:
+        seen.append(gc.isenabled())
+        if outcome == "diverged":
+            raise train.Diverged(0, "the loss is nan")
+        return real_fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train, "fit", fit)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        code, _, _ = _run(capsys, "demo", "--steps", "2", "--no-progress", "--out", str(tmp_path))
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert code == (0 if outcome == "trained" else 1)
+    assert seen == [False] and after == enabled
 
 
 # ----- progress, pipes ------------------------------------------------------------------------------

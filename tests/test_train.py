@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import numpy as np
@@ -131,6 +132,22 @@ def test_fit_prints_nothing_and_leaves_global_random_state_alone(capsys: pytest.
     assert random.getstate() == py_state
     after = np.random.get_state()
     assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
+
+
+@pytest.mark.parametrize("mode", train.MODES)
+@pytest.mark.parametrize("enabled", [True, False])
+def test_fit_leaves_the_garbage_collector_as_it_found_it(mode: str, enabled: bool) -> None:
+    # Turning the collector off speeds graph building, but that is the application's choice (the CLI's).
+    model, X, y = _small()
+    seen: list[bool] = []
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        fit(model, X, y, steps=2, mode=mode, on_step=lambda *_: seen.append(gc.isenabled()))
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [enabled, enabled] and after == enabled
 
 
 def test_default_optimizer_uses_the_losss_rate_decaying_to_a_tenth() -> None:

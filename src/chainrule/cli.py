@@ -9,13 +9,15 @@ library, print). Bad arguments raise `_UsageError` (one line on stderr, exit 2);
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import itertools
 import os
 import random
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -160,6 +162,21 @@ def _reporter(steps: int, show: bool) -> tuple[Callable[[int, float, float], Non
     return on_step, (bar.close if bar else lambda: None)
 
 
+@contextlib.contextmanager
+def _cyclic_gc_off() -> Iterator[None]:
+    """CPython's cyclic collector off while training, as it was found after. chainrule's graphs have no
+    reference cycles and are freed by reference counting, so the collector finds nothing in them, but it
+    rescans the growing live graph while a step builds it. The library never does this to its caller (the
+    CLI is the application); the pictures drawn after training (matplotlib makes cycles) run with it on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, args: argparse.Namespace,
          title: str) -> int:
     from chainrule.serialize import save
@@ -171,8 +188,9 @@ def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, args: argpa
     on_step, close = _reporter(args.steps, show=not args.no_progress)
     start = time.perf_counter()
     try:
-        history = fit(model, X, labels, loss=loss, optimizer=optimizer, steps=args.steps, mode=args.mode,
-                      l2=args.l2, on_step=on_step)
+        with _cyclic_gc_off():
+            history = fit(model, X, labels, loss=loss, optimizer=optimizer, steps=args.steps, mode=args.mode,
+                          l2=args.l2, on_step=on_step)
     except Diverged as err:
         raise _Failed(f"{err}; try a smaller --lr") from None
     finally:
