@@ -210,7 +210,7 @@ def test_capture_numbers_nodes_parents_first_with_depths() -> None:
 def test_vectorize_groups_same_op_same_depth() -> None:
     loss, _ = _demo_graph(batched=False)
     g = capture(loss)
-    groups = vectorize(g)
+    groups = list(vectorize(g))
     assert len(g.nodes) > 7000  # the per-example graph: 100 examples × 33 neurons, and the loss
     assert len(groups) == 111  # 3 layers, 2 relus, the hinge's 3 ops, 99 + 1 for the mean, l2 and 2 more
     sizes = sorted((len(gr.nodes) for gr in groups), reverse=True)
@@ -228,7 +228,7 @@ def test_fuse_makes_each_layer_one_product() -> None:
                             (False, [(16, 100), (16, 100), (1, 100), (1, 1)])):
         loss, _ = _demo_graph(batched)
         g = capture(loss)
-        steps = fuse(g, vectorize(g))
+        steps = list(fuse(g, vectorize(g)))
         products = [s for s in steps if isinstance(s, Product)]
         got = sorted(((len(p.grid), len(p.grid[0])) for p in products), reverse=True)
         assert got == sorted(shapes, reverse=True)  # three layers and the l2 sum of squares
@@ -247,7 +247,7 @@ def test_fuse_leaves_a_partial_grid_alone() -> None:
     n1, n2, n3 = linear(w, xs[0], b), linear(w, xs[1], b), linear([Value(7.0), w[1]], xs[0], b)
     root = n1 + n2 + n3  # rows {w, w'} × cols {xs0, xs1} would need 4 nodes; there are 3
     g = capture(root)
-    steps = fuse(g, vectorize(g))
+    steps = list(fuse(g, vectorize(g)))
     assert not any(isinstance(s, Product) for s in steps)
     _check_against_backward(root, [*w, *xs[0], *xs[1], b])
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .engine import RULES, Value, topological_order
@@ -144,30 +144,29 @@ def _kind(node: Value) -> int:
                     f"{node!r}")
 
 
-def vectorize(graph: Graph) -> list[Group]:
-    """Nodes with the same op and depth, whose parents have the same kinds, become one Group; groups run
-    depth by depth (every parent is computed at a smaller depth), in order of first appearance."""
+def vectorize(graph: Graph) -> Iterator[Group]:
+    """Nodes with the same op and depth, whose parents have the same kinds, become one Group; groups come
+    depth by depth (every parent is computed at a smaller depth), in order of first appearance. A generator:
+    a 10⁶-node chain's million groups are used one by one and freed, never all alive at once."""
     ops, parents, kinds, depths = graph.ops, graph.parents, graph.kinds, graph.depths
     inner = [i for i, ps in enumerate(parents) if ps]
     inner.sort(key=depths.__getitem__)  # stable: in topological order within a depth
-    groups = []
     for _, level in itertools.groupby(inner, key=depths.__getitem__):
         nodes = list(level)
         if len(nodes) == 1:  # a chain's every level: no grouping to do
-            groups.append(Group(ops[nodes[0]], nodes))
+            yield Group(ops[nodes[0]], nodes)
             continue
         alike: dict[tuple[str, int, tuple[int, ...]], list[int]] = {}
         for i in nodes:
             alike.setdefault((ops[i], kinds[i], tuple(map(kinds.__getitem__, parents[i]))), []).append(i)
-        groups += [Group(key[0], members) for key, members in alike.items()]
-    return groups
+        yield from (Group(key[0], members) for key, members in alike.items())
 
 
-def fuse(graph: Graph, groups: list[Group]) -> list[Group | Product]:
+def fuse(graph: Graph, groups: Iterable[Group]) -> Iterator[Group | Product]:
     """A group of `linear` nodes that form a grid (every row's b and weights meet every column's inputs,
     each pair once) becomes one Product: a layer of neurons on a batch, or on every example at once.
     Weights and biases must be numbers; the inputs numbers, or batches with one column."""
-    return [_product(graph, g) or g if g.op == "linear" else g for g in groups]
+    return (_product(graph, g) or g if g.op == "linear" else g for g in groups)
 
 
 def _product(graph: Graph, group: Group) -> Product | None:
@@ -190,7 +189,7 @@ def _product(graph: Graph, group: Group) -> Product | None:
                    [[k[j] for k in col_keys] for j in range(n)])
 
 
-def _allocate(graph: Graph, steps: Sequence[Group | Product], outputs: list[Value]) -> Plan:
+def _allocate(graph: Graph, steps: Iterable[Group | Product], outputs: list[Value]) -> Plan:
     """Give every node a slot in the buffer of its kind: leaves first, then each instruction's outputs
     side by side (so an instruction writes one contiguous block); then write operands as slots."""
     kinds, parents = graph.kinds, graph.parents
