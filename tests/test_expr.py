@@ -23,6 +23,7 @@ from chainrule.expr import (
     Node,
     Num,
     build,
+    gradients,
     names,
     parse,
     parse_assignments,
@@ -126,6 +127,31 @@ def test_a_long_subexpression_stays_unlabelled() -> None:
     root, _ = build(parse(text), {f"x{i}": 1.0 for i in range(20)})
     assert root.label == ""
     assert root.parents[0].parents[0].parents[0].label == ""
+
+
+def test_gradients_builds_at_the_assignments_and_backpropagates() -> None:
+    root, leaves = gradients("tanh(x1*w1 + x2*w2 + b)", "x1=2, x2=0, w1=-3, w2=1, b=6.8813735870195432")
+    assert root.data == pytest.approx(math.sqrt(0.5))
+    assert list(leaves) == ["x1", "w1", "x2", "w2", "b"]  # in order of appearance, as the CLI prints them
+    assert [leaves[n].grad for n in leaves] == pytest.approx([-1.5, 1.0, 0.5, 0.0, 0.5])
+
+
+def test_gradients_of_an_expression_without_names_needs_no_assignments() -> None:
+    root, leaves = gradients("2*3 - 1", "  ")
+    assert root.data == 5.0 and leaves == {}
+
+
+@pytest.mark.parametrize(("text", "at", "words"), [
+    ("x*y", "x=1", "expression error at column 3: no value for y"),
+    ("x", "x=one", "--at error at column 3: value of x is not a number"),
+    ("x", "", "no value for x"),
+    ("log(x)", "x=-1", "expression error at column 1: cannot compute"),
+    ("x +", "x=1", "expression error at column 4"),
+])
+def test_gradients_refuses_bad_input_with_one_line_naming_the_column(text: str, at: str, words: str) -> None:
+    with pytest.raises(ExprError, match=re.escape(words)) as caught:
+        gradients(text, at)
+    assert "\n" not in str(caught.value)
 
 
 def test_names_in_order_of_appearance() -> None:

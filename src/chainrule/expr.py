@@ -414,3 +414,13 @@ def _first_pos(tree: Node, name: str) -> int:
             best, found = node.pos, True
         stack.extend(_children(node))
     return best
+
+
+def gradients(text: str, at: str = "") -> tuple[Value, dict[str, Value]]:
+    """What `chainrule graph TEXT --at AT` shows: `text` built at the values of `at` ("x1=2,w1=-3"; "" when
+    it has no names) and backpropagated. Returns (root, leaves by name in order of appearance), each
+    leaf's .grad holding d(root)/d(name). Raises `ExprError` (one line, with a column) on bad input.
+    """
+    root, leaves = build(parse(text), parse_assignments(at) if at.strip() else {})
+    root.backward()
+    return root, leaves
