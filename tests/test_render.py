@@ -10,7 +10,7 @@ from conftest import need_dot
 
 from chainrule import Value
 from chainrule.seeds import NEURON
-from chainrule.viz import GraphvizMissingWarning, render
+from chainrule.viz import MAX_NODES, GraphvizMissingWarning, check_target, render
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
@@ -47,3 +47,44 @@ def test_render_falls_back_to_html_without_graphviz(tmp_path: Path,
 def test_render_rejects_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.svg, \.png, \.html"):
         render(Value(1.0), tmp_path / "g.pdf")
+
+
+def test_render_hands_the_fallback_to_a_callback_instead_of_warning(tmp_path: Path, hide_dot: Path) -> None:
+    o, _ = NEURON.build()
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all
+        written = render(o, tmp_path / "neuron.png", on_fallback=notes.append)
+    assert written == tmp_path / "neuron.html" and written.exists()
+    assert len(notes) == 1 and notes[0].startswith("Graphviz's dot program is not on the PATH")
+
+
+def test_check_target_accepts_a_path_render_can_write_and_changes_nothing(tmp_path: Path) -> None:
+    o, _ = NEURON.build()
+    kept = tmp_path / "kept.svg"
+    kept.write_text("keep me")
+    assert check_target(o, str(tmp_path / "new.html")) == tmp_path / "new.html"
+    assert check_target(o, kept) == kept
+    assert kept.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.svg"]
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("g.pdf", r"cannot tell the format of '.*g\.pdf': use one of \.svg, \.png, \.html"),
+    ("missing/g.html", r"no such folder '.*missing'"),
+    ("folder.html", r"cannot write .*folder\.html: Is a directory"),
+])
+def test_check_target_refuses_what_render_could_not_write(tmp_path: Path, name: str, words: str) -> None:
+    (tmp_path / "folder.html").mkdir()
+    with pytest.raises(ValueError, match=words):
+        check_target(Value(1.0), tmp_path / name)
+
+
+def test_check_target_refuses_a_graph_too_big_to_draw(tmp_path: Path) -> None:
+    x = Value(1.0)
+    big = x
+    for _ in range(MAX_NODES):
+        big = big + x
+    with pytest.raises(ValueError, match=f"more than {MAX_NODES} nodes, too many to draw"):
+        check_target(big, tmp_path / "g.html")
+    assert check_target(big, tmp_path / "g.html", max_nodes=None) == tmp_path / "g.html"
+    assert list(tmp_path.iterdir()) == []

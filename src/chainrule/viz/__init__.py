@@ -4,6 +4,7 @@
     draw_dot(loss)                      # a graphviz.Digraph: shows inline in Jupyter (dot or not)
     explore(loss)                       # the step-through explorer, inline in Jupyter
     render(loss, "loss.html")           # the same explorer, one offline file
+    check_target(loss, "loss.svg")      # ValueError now, if render could not write there
     for step in backward_steps(loss):   # backward, one edge at a time
         print(step)
 """
@@ -12,7 +13,7 @@ from chainrule.viz.dot import MAX_NODES, GraphTooLargeError, Group, draw_dot
 from chainrule.viz.html import to_html
 from chainrule.viz.model import ModelTrace, trace_model
 from chainrule.viz.notebook import Explorer, explore
-from chainrule.viz.render import GraphvizMissingWarning, render
+from chainrule.viz.render import GraphvizMissingWarning, check_target, render
 from chainrule.viz.steps import Step, backward_steps
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "ModelTrace",
     "Step",
     "backward_steps",
+    "check_target",
     "draw_dot",
     "explore",
     "render",

@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import warnings
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 import graphviz
 
-from chainrule.engine import Value
+from chainrule.engine import Value, topological_order
 from chainrule.viz.dot import MAX_NODES, Group, draw_dot
 from chainrule.viz.html import to_html
 
@@ -24,6 +24,36 @@ FORMATS = (".svg", ".png", ".html")
 
 class GraphvizMissingWarning(UserWarning):
     """`dot` was not found, so an .html explorer was written instead of .svg/.png."""
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the format of {str(path)!r}: use one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def check_target(root: Value, path: str | Path, *, max_nodes: int | None = MAX_NODES) -> Path:
+    """Check that `render(root, path)` can write `path` before anything else is done or shown: a suffix it
+    knows, a folder that exists, a graph of at most `max_nodes` nodes, and a file that opens for writing.
+    The file is opened to append (which changes nothing) and removed again if it is new. Returns `path` as a
+    Path; raises ValueError naming what is wrong.
+    """
+    path = Path(path)
+    _suffix(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"no such folder {str(path.parent)!r}")
+    if max_nodes is not None and len(topological_order(root)) > max_nodes:
+        raise ValueError(f"the graph has more than {max_nodes} nodes, too many to draw")
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+    if not existed:
+        path.unlink()
+    return path
 
 
 def render(
@@ -36,16 +66,16 @@ def render(
     expand: Collection[str] = (),
     max_nodes: int | None = MAX_NODES,
     title: str | None = None,
+    on_fallback: Callable[[str], object] | None = None,
 ) -> Path:
     """Write `root`'s graph to `path` (.svg, .png or .html) and return the path actually written.
 
     Without Graphviz's `dot` on the PATH, .svg/.png fall back to `path` with suffix .html, with a
-    `GraphvizMissingWarning`. Options as in `draw_dot`.
+    `GraphvizMissingWarning`, or a call `on_fallback(message)` instead when it is given (a command line
+    prints it, without touching the process's warning filters). Options as in `draw_dot`.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"cannot tell the format of {str(path)!r}: use one of {', '.join(FORMATS)}")
+    suffix = _suffix(path)
     params = list(params) if params is not None else None
     inputs = list(inputs) if inputs is not None else None
     options = {"params": params, "inputs": inputs, "groups": groups, "expand": expand,
@@ -62,13 +92,13 @@ def render(
         else:
             reason = "Graphviz's dot program is not on the PATH"
         fallback = path.with_suffix(".html")
-        warnings.warn(
-            f"{reason}; wrote the HTML explorer {fallback} instead of {path} "
-            "(for .svg/.png install Graphviz: apt-get install graphviz, brew install graphviz, "
-            "or conda install graphviz)",
-            GraphvizMissingWarning,
-            stacklevel=2,
-        )
+        message = (f"{reason}; wrote the HTML explorer {fallback} instead of {path} "
+                   "(for .svg/.png install Graphviz: apt-get install graphviz, brew install graphviz, "
+                   "or conda install graphviz)")
+        if on_fallback is None:
+            warnings.warn(message, GraphvizMissingWarning, stacklevel=2)
+        else:
+            on_fallback(message)
         path = fallback
     to_html(root, path, title=title or f"chainrule: {path.stem}", **options)  # type: ignore[arg-type]
     return path
