@@ -12,7 +12,7 @@ from chainrule import train
 from chainrule.data import make_blobs, make_moons
 from chainrule.nn import MLP
 from chainrule.optim import SGD, Optimizer, linear_decay
-from chainrule.train import Diverged, History, class_scores, default_optimizer, fit, predict
+from chainrule.train import Diverged, History, class_scores, classifier, default_optimizer, fit, predict
 
 # micrograd 0.1.0's demo.ipynb: its loss at step 0 and after 100 steps.
 MICROGRAD_FIRST, MICROGRAD_LAST = 0.8958441028683222, 0.010978370135492717
@@ -241,6 +241,48 @@ def test_predict_builds_no_graph() -> None:
     model.zero_grad()
     predict(model, X)
     assert all(p.grad == 0.0 for p in model.parameters())
+
+
+def test_classifier_with_the_demos_settings_is_the_demos_model() -> None:
+    model, loss = classifier(2, [16, 16], seed=1337)
+    demo, _, _, _ = _demo()
+    assert loss == "hinge" and repr(model) == repr(demo)
+    assert [p.data for p in model.parameters()] == [p.data for p in demo.parameters()]
+
+
+@pytest.mark.parametrize(("n_classes", "loss", "expected", "outputs"), [
+    (2, None, "hinge", 1), (3, None, "ce", 3), (2, "ce", "ce", 2), (2, "bce", "bce", 1), (7, "ce", "ce", 7),
+])
+def test_classifier_picks_the_loss_and_one_output_per_class_for_ce(n_classes: int, loss: str | None,
+                                                                   expected: str, outputs: int) -> None:
+    model, chosen = classifier(n_classes, [4], loss=loss, activation="tanh", seed=0)
+    assert chosen == expected and model.nouts == [4, outputs]
+    assert [layer.activation for layer in model.layers] == ["tanh", "linear"]
+    assert all(neuron.b.data == 0.0 for layer in model.layers for neuron in layer.neurons)
+
+
+def test_a_classifier_trains_with_fit() -> None:
+    X, y = make_blobs(n_samples=30, centers=3, random_state=0)
+    model, loss = classifier(3, [8], seed=0)
+    history = fit(model, X, y, loss=loss, steps=20, optimizer=default_optimizer(model, loss, "adam", 20))
+    assert history.loss[-1] < history.loss[0]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "words"), [
+    ((3,), {"loss": "hinge"}, "the hinge loss is for 2 classes, not 3: use the ce loss"),
+    ((2,), {"loss": "l1"}, "unknown loss 'l1'"),
+    ((1,), {}, "n_classes must be an integer >= 2, got 1"),
+    ((True,), {}, "n_classes must be an integer >= 2"),
+    ((2, [100_000, 100_000]), {}, r"hidden layers \[100000, 100000\] make 10,000,500,001 parameters.*"
+                                  r"at most 100,000"),
+    ((2, [0]), {}, "layer size must be a positive integer"),
+    ((2, [4]), {"activation": "gelu"}, "unknown activation 'gelu'"),
+])
+def test_classifier_refuses_what_it_cannot_build(args: tuple[object, ...], kwargs: dict[str, object],
+                                                 words: str) -> None:
+    # 10^10 parameters is refused from their count: building them would take an hour and the memory with it.
+    with pytest.raises(ValueError, match=words):
+        classifier(*args, **kwargs)  # type: ignore[arg-type]
 
 
 # ----- bad input --------------------------------------------------------------------------------------

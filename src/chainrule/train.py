@@ -14,7 +14,9 @@ A run that blows up raises `Diverged` (step and reason) instead of returning non
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -25,7 +27,7 @@ import numpy.typing as npt
 from chainrule import losses
 from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
-from chainrule.nn import MLP
+from chainrule.nn import MLP, Activation
 from chainrule.optim import SGD, Adam, Optimizer, linear_decay
 from chainrule.replay import Program
 
@@ -41,6 +43,9 @@ DEFAULT_LR = {
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam}
 # A loss this many times its first value is diverging, not learning.
 DIVERGED_FACTOR = 1e6
+# Past this a scalar engine trains for hours (and builds graphs a laptop can't hold): `classifier` says so
+# at once, before building anything.
+MAX_PARAMETERS = 100_000
 
 
 class Diverged(ArithmeticError):
@@ -213,6 +218,32 @@ def _as_labels(y: Sequence[int] | npt.ArrayLike) -> Labels:
     if labels.dtype.kind not in "iub":
         raise ValueError(f"y must hold integer class indices, got dtype {labels.dtype}")
     return labels.astype(np.intp)
+
+
+def classifier(n_classes: int = 2, hidden: Sequence[int] = (16, 16), *, loss: str | None = None,
+               activation: Activation = "relu", n_features: int = 2, seed: int = 1337) -> tuple[MLP, str]:
+    """An MLP for `fit` to sort points of `n_features` coordinates into `n_classes` classes, and the loss it
+    is built for: `loss`, by default 'hinge' for 2 classes and 'ce' for more. One output for hinge, mse and
+    bce (2 classes only), one per class for ce; `hidden` layers of `activation`, a linear output, zero
+    biases and weights drawn from random.Random(seed), as micrograd's demo (seed 1337).
+
+    Raises ValueError, before building anything, on a binary loss for 3+ classes and on more than
+    MAX_PARAMETERS parameters.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+    loss = loss or ("hinge" if n_classes == 2 else "ce")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if n_classes > 2 and loss != "ce":
+        raise ValueError(f"the {loss} loss is for 2 classes, not {n_classes}: use the ce loss")
+    sizes = [n_features, *hidden, n_classes if loss == "ce" else 1]
+    n_params = sum((nin + 1) * nout for nin, nout in itertools.pairwise(sizes))
+    if n_params > MAX_PARAMETERS:
+        raise ValueError(f"hidden layers {list(hidden)} make {n_params:,} parameters, more than this scalar "
+                         f"engine trains in reasonable time (at most {MAX_PARAMETERS:,})")
+    model = MLP(n_features, sizes[1:], activation, "linear", bias_init="zero", rng=random.Random(seed))
+    return model, loss
 
 
 def default_optimizer(model: MLP, loss: str, name: str = "sgd", steps: int = 100,
