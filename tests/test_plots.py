@@ -14,8 +14,19 @@ from matplotlib.figure import Figure
 
 from chainrule.data import make_moons
 from chainrule.nn import MLP
+from chainrule.serialize import load
 from chainrule.train import History, fit
-from chainrule.viz.plots import DPI, class_colours, decision_boundary, explore_training_point, training_curves
+from chainrule.viz.plots import (
+    DPI,
+    OUTPUTS,
+    FolderInUseError,
+    class_colours,
+    decision_boundary,
+    explore_training_point,
+    prepare_folder,
+    save_run,
+    training_curves,
+)
 
 
 def _linear(weights: list[list[float]], biases: list[float]) -> MLP:
@@ -32,6 +43,12 @@ def _pixels(fig: Figure) -> np.ndarray:
     fig.savefig(buffer, format="png")
     buffer.seek(0)
     return np.asarray(matplotlib.image.imread(buffer, format="png"))[..., :3]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _boundary_vertices(fig: Figure) -> np.ndarray:
@@ -163,3 +180,56 @@ def test_the_explorer_refuses_an_unknown_loss_and_labels_that_are_not_classes(tm
     with pytest.raises(ValueError, match=r"y must hold a class index in \[0, 2\)"):
         explore_training_point(model, POINTS, [0, 1, 1, 5], "hinge", tmp_path / "p.html")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----- a run's folder ----------------------------------------------------------------------------------
+
+
+def test_save_run_writes_the_pictures_and_the_model(tmp_path: Path) -> None:
+    X, y = make_moons(20, noise=0.1, random_state=0)
+    model = MLP(2, [4, 1], "relu", "linear", rng=random.Random(0))
+    history = fit(model, X, y, steps=2)
+    written = save_run(model, X, y, history, tmp_path, loss="hinge", title="moons")
+    assert written == [tmp_path / name for name in OUTPUTS[:3]]
+    assert _png_size(written[0]) == (1080, 720) and _png_size(written[1]) == (1440, 600)
+    assert [p.data for p in load(written[2]).parameters()] == [p.data for p in model.parameters()]
+    written = save_run(model, X, y, history, tmp_path, loss="hinge", explorer=True)
+    assert written[3] == tmp_path / "explorer.html"
+    assert '"label":"loss"' in (tmp_path / "explorer.html").read_text(encoding="utf-8")
+
+
+def test_save_run_refuses_a_history_without_a_step(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one step"):
+        save_run(_linear([[1.0, 2.0]], [-0.3]), POINTS, [0, 1, 1, 0], History(), tmp_path, loss="hinge")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_folder_makes_a_new_folder_and_accepts_one_chainrule_wrote(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "run"
+    assert prepare_folder(str(folder)) == folder and folder.is_dir()
+    for name in OUTPUTS:
+        (folder / name).write_text("from an earlier run")
+    assert prepare_folder(folder) == folder
+
+
+@pytest.mark.parametrize(("others", "listed"), [
+    (["thesis.tex"], "(thesis.tex)"),
+    (["a", "b", "c", "d"], "(a, b, c, ...)"),
+])
+def test_prepare_folder_refuses_a_folder_of_other_files_unless_forced(tmp_path: Path, others: list[str],
+                                                                     listed: str) -> None:
+    for name in [*others, "model.json"]:
+        (tmp_path / name).write_text("years of work")
+    with pytest.raises(FolderInUseError) as caught:
+        prepare_folder(tmp_path)
+    assert str(caught.value) == f"{tmp_path} holds files chainrule did not write {listed}"
+    assert isinstance(caught.value, ValueError)
+    assert prepare_folder(tmp_path, force=True) == tmp_path
+
+
+def test_prepare_folder_refuses_a_file_and_a_folder_it_cannot_create(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ValueError, match="taken exists and is not a folder"):
+        prepare_folder(tmp_path / "taken")
+    with pytest.raises(ValueError, match=r"taken/run: cannot create the folder \(Not a directory\)"):
+        prepare_folder(tmp_path / "taken" / "run")

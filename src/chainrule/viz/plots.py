@@ -1,10 +1,12 @@
 """Pictures of a training run: the decision boundary of a classifier, its loss and accuracy curves, and the
-backprop explorer of the trained model on one training point.
+backprop explorer of the trained model on one training point; `save_run` writes them and the model into a
+folder, as `chainrule demo` and `train` do.
 
     from chainrule.viz.plots import decision_boundary, training_curves
     decision_boundary(model, X, y)            # a matplotlib Figure: shows in Jupyter, .savefig(path) to keep
     training_curves(fit(model, X, y))
     explore_training_point(model, X, y, "hinge", "point.html")   # backprop through one point, by neuron
+    save_run(model, X, y, history, prepare_folder("run"), loss="hinge")   # all of them, and model.json
 
 Figures are made with `matplotlib.figure.Figure`, not pyplot: no global figure list to leak into, no
 backend to choose, nothing shown or printed. They are 150 dpi.
@@ -12,6 +14,7 @@ backend to choose, nothing shown or printed. They are 150 dpi.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import numpy.typing as npt
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from chainrule import serialize
 from chainrule.nn import MLP
 from chainrule.train import History, Task, class_scores, margins
 from chainrule.viz.dot import GraphTooLargeError
@@ -32,6 +36,9 @@ DPI = 150
 # even a model trained eagerly gets a fine grid; the boundary is then drawn through each class's margin,
 # a smooth function: straight where the network is (relu nets are piecewise linear), not stair-stepped.
 RESOLUTION = 300
+# What save_run writes, in this order (the explorer only when asked). A folder holding nothing else was
+# made by chainrule and may be written again.
+OUTPUTS = ("decision_boundary.png", "training_curves.png", "model.json", "explorer.html")
 
 
 def class_colours(n_classes: int) -> npt.NDArray[np.float64]:
@@ -126,3 +133,49 @@ def explore_training_point(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.
     except GraphTooLargeError:
         return render(point_loss, path, params=trace.params, inputs=trace.inputs, groups=trace.layers,
                       title=title)
+
+
+class FolderInUseError(ValueError):
+    """The folder holds files chainrule did not write; `prepare_folder(..., force=True)` writes anyway."""
+
+
+def prepare_folder(folder: str | Path, *, force: bool = False) -> Path:
+    """Make `folder` ready for `save_run` before a run of minutes ends in "can't write there": created with
+    its parents if missing. Refused with a ValueError: a file, a folder that can't be created or written,
+    and (`FolderInUseError`, unless `force`) a folder holding files save_run does not write, so that a
+    mistyped folder (`/`, your home) is never filled with PNGs. Returns `folder` as a Path.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder")
+    foreign = sorted(set(os.listdir(folder)) - set(OUTPUTS)) if folder.is_dir() else []
+    if foreign and not force:
+        raise FolderInUseError(f"{folder} holds files chainrule did not write ({', '.join(foreign[:3])}"
+                               f"{', ...' if len(foreign) > 3 else ''})")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{folder}: cannot create the folder ({err.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{folder}: the folder is not writable")
+    return folder
+
+
+def save_run(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.ArrayLike, history: History,
+             folder: str | Path, *, loss: str, title: str = "", explorer: bool = False) -> list[Path]:
+    """Write a training run into `folder` (check it first with `prepare_folder`): the decision boundary and
+    the training curves (PNG), the model (JSON, for `chainrule.load`) and, with `explorer`, the explorer of
+    the training point the model is least sure of, through `loss`. Returns the paths written, as OUTPUTS
+    names them. Raises OSError when a file can't be written, GraphTooLargeError when the explorer can't
+    be drawn.
+    """
+    if not history.accuracy:
+        raise ValueError("save_run needs a history of at least one step")
+    paths = [Path(folder) / name for name in OUTPUTS[: 4 if explorer else 3]]
+    accuracy = f"{history.accuracy[-1]:.0%} training accuracy"
+    decision_boundary(model, X, y, title=f"{title}: {accuracy}" if title else accuracy).savefig(paths[0])
+    training_curves(history, title=title).savefig(paths[1])
+    serialize.save(model, paths[2])  # through the module, so that a test can stand in for a full disk
+    if explorer:
+        explore_training_point(model, X, y, loss, paths[3])
+    return paths
