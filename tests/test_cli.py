@@ -18,6 +18,7 @@ import pytest
 
 from chainrule import cli, train
 from chainrule.serialize import load
+from chainrule.viz import plots
 
 # micrograd's demo.ipynb, run with micrograd 0.1.0: the published log and its first steps in full.
 MICROGRAD_STEP_LOSSES = [0.8958441028683222, 1.723590533697202, 0.7429006313851131]
@@ -188,6 +189,18 @@ def test_help_exits_zero(capsys):
     assert code == 0 and "demo" in out and "train" in out and "tour" in out and "graph" in out
 
 
+def test_help_loads_no_numpy() -> None:
+    # --help must be instant: the commands import NumPy, matplotlib and the library's modules when they run.
+    code = ("import sys, contextlib, io; from chainrule import cli\n"
+            "for argv in ([], ['--help'], *([c, '--help'] for c in ('demo', 'train', 'tour', 'graph'))):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            "        cli.main(argv)\n"
+            "print(' '.join(m for m in ('numpy', 'matplotlib', 'tqdm') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
 def test_train_help_names_every_dataset_and_its_default_noise(capsys):
     from chainrule.data import DEFAULT_NOISE  # --help itself doesn't import it (NumPy)
 
@@ -352,7 +365,7 @@ def test_svg_without_graphviz_writes_html_and_says_so(
     (["a**b", "--at", "a=10,b=400"], "column 2: overflow"),
     (["a", "--at", "a=1", "--params", "w"], "--params names not in the expression: w"),
     (["a", "--at", "a=1", "--out", "g.pdf"], "use one of .svg, .png, .html"),
-    (["a", "--at", "a=1", "--out", "/no-such-chainrule-dir/g.html"], "no such folder for --out"),
+    (["a", "--at", "a=1", "--out", "/no-such-chainrule-dir/g.html"], "--out: no such folder"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], words: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
@@ -402,7 +415,7 @@ def test_an_unwritable_out_file_fails_before_printing(tmp_path: Path, target: st
     assert cli.main(["graph", *NEURON, "--out", path]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"chainrule graph: error: cannot write --out {path}: ")
+    assert captured.err.startswith(f"chainrule graph: error: --out: cannot write {path}: ")
     assert len(captured.err.splitlines()) == 1
 
 
@@ -533,7 +546,7 @@ def test_a_folder_chainrule_wrote_may_be_written_again(capsys: pytest.CaptureFix
                                                        tmp_path: Path) -> None:
     argv = ["demo", "--steps", "2", "--no-progress", "--explorer", "--out", str(tmp_path)]
     assert _run(capsys, *argv)[0] == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(cli.OUTPUTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(plots.OUTPUTS)
     assert _run(capsys, *argv)[0] == 0
 
 

@@ -1,9 +1,9 @@
 """The `chainrule` command (also `python -m chainrule`): demo, train, tour, graph. The only module that reads
-argv or prints; the work is done by chainrule.train, .viz.plots, .seeds and .expr.
+argv or prints; the work is done by chainrule.train, .viz.plots, .seeds, .expr and .viz.render.
 
 Each subcommand is an `_add_<name>_parser` function (its options) and a `_cmd_<name>` function (call the
-library, print). Bad arguments raise `_UsageError` (one line on stderr, exit 2); a run that fails raises
-`_Failed` (one line, exit 1).
+library, print). Bad arguments raise `_UsageError`, the library's ValueError on them too (`_refused`): one
+line on stderr, exit 2. A run that fails raises `_Failed` (one line, exit 1).
 """
 
 from __future__ import annotations
@@ -11,26 +11,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import itertools
+import math
 import os
-import random
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from chainrule import __version__  # the package is imported anyway, as chainrule.cli's parent
 
 # The heavy imports (numpy, matplotlib, tqdm) wait inside the commands, so `chainrule --help` is instant.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141  # 141: killed by SIGPIPE
-# Past these a run takes hours (or the memory of a laptop): a usage error says so at once instead.
-MAX_PARAMETERS, MAX_SAMPLES = 100_000, 100_000
-# What demo and train write: a folder holding nothing else was made by chainrule and may be written again.
-OUTPUTS = ("decision_boundary.png", "training_curves.png", "model.json", "explorer.html")
+# Past this a run takes hours (or a laptop's memory): refused at once (the parameters: train.classifier).
+MAX_SAMPLES = 100_000
 _SubParsers = argparse._SubParsersAction  # argparse's type for what add_subparsers returns
+T = TypeVar("T")
 
 
 class _UsageError(Exception):
@@ -41,11 +39,13 @@ class _Failed(Exception):
     """The command could not do its job (training diverged, a file can't be written): one line, exit 1."""
 
 
-def _refuse(checks: list[tuple[object, str]]) -> None:
-    """Raise the usage error of the first (bad, message) whose `bad` is true."""
-    for bad, message in checks:
-        if bad:
-            raise _UsageError(message)
+@contextlib.contextmanager
+def _refused(prefix: str = "") -> Iterator[None]:
+    """The library's ValueError on what the user typed is a usage error: `prefix` (an option), its message."""
+    try:
+        yield
+    except ValueError as err:
+        raise _UsageError(f"{prefix}{err}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,46 +61,33 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
-def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not text.strip().isdigit() or not low <= int(text) < high:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return int(text)
+def _typed(convert: Callable[[str], T], ok: Callable[[T], bool], what: str) -> Callable[[str], T]:
+    """An argparse type: `convert` the text, refused unless `ok` (argparse makes that a usage error)."""
+    def parse(text: str) -> T:
+        with contextlib.suppress(ValueError):  # int("1.5"), float("x"): refused as a number out of range is
+            value = convert(text.strip())
+            if ok(value):
+                return value
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
 
     return parse
 
 
-_positive_int = _int_in(1, 10**18, "a positive integer")
-_seed = _int_in(0, 2**32, "an integer in [0, 2**32)")  # NumPy's RandomState takes exactly these
-
-
-def _positive_float(strict: bool) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            x = float(text)
-        except ValueError:
-            x = float("nan")  # refused below, as are nan and inf typed in
-        if not (x > 0 if strict else x >= 0) or x == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a finite number {'>' if strict else '>='} 0, "
-                                             f"got {text!r}")
-        return x
-
-    return parse
-
-
-def _layer_sizes(text: str) -> list[int]:
-    """'16,16' -> [16, 16]; '' -> [] (no hidden layer)."""
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive layer sizes like 16,16, "
-                                         f"got {text!r}")
-    return [int(p) for p in parts]
+_positive_int = _typed(int, lambda n: n >= 1, "a positive integer")
+_demo_steps = _typed(int, lambda n: 1 <= n <= 100, "1 to 100 steps, as the demo's learning-rate schedule "
+                                                   "is defined for 100 (`chainrule train` runs longer)")
+_samples = _typed(int, lambda n: 1 <= n <= MAX_SAMPLES, f"a number of points in [1, {MAX_SAMPLES:,}]")
+_seed = _typed(int, lambda n: 0 <= n < 2**32, "an integer in [0, 2**32)")  # NumPy's RandomState's seeds
+# float() reads "nan" and "inf" too: the finite check refuses them, as it refuses what they'd do to a run.
+_positive_float = _typed(float, lambda x: 0 < x < math.inf, "a finite number > 0")
+_non_negative = _typed(float, lambda x: 0 <= x < math.inf, "a finite number >= 0")
+_layer_sizes = _typed(lambda text: [int(n) for n in text.split(",")] if text else [],  # '': no hidden layer
+                      lambda sizes: all(n > 0 for n in sizes),
+                      "comma-separated positive layer sizes like 16,16")
 
 
 # ----- demo and train: fit a classifier, print its progress, write its pictures ------------------------
-
-
-def _add_training_options(p: argparse.ArgumentParser, steps_help: str) -> None:
+def _add_training_options(p: argparse.ArgumentParser, steps: Callable[[str], int], steps_help: str) -> None:
     p.add_argument("--out", type=Path, default=Path("chainrule-out"), metavar="DIR",
                    help="folder for the PNGs and the model JSON (default: chainrule-out)")
     p.add_argument("--force", action="store_true",
@@ -108,34 +95,13 @@ def _add_training_options(p: argparse.ArgumentParser, steps_help: str) -> None:
     p.add_argument("--explorer", action="store_true",
                    help="also write explorer.html: backprop through the trained model on the training point "
                         "it is least sure of, by neuron")
-    p.add_argument("--steps", type=_positive_int, default=100, help=steps_help)
+    p.add_argument("--steps", type=steps, default=100, help=steps_help)
     # Not argparse choices: the modes are chainrule.train.MODES, and importing it (NumPy) would slow --help.
     p.add_argument("--mode", default="batched",
                    help="batched: the whole dataset per op, on NumPy arrays (fast, the default); eager: one "
                         "scalar graph per example, as micrograd; compiled: the batched graph captured once "
                         "by chainrule.compile and replayed (fastest); see chainrule.train.MODES")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
-
-
-def _check_training_options(args: argparse.Namespace) -> None:
-    from chainrule.train import MODES
-
-    if args.mode not in MODES:
-        raise _UsageError(f"--mode: choose one of {', '.join(MODES)}, got {args.mode!r}")
-    out, force = args.out, args.force
-    # Checked before training, so that a run of minutes doesn't end in "can't write there".
-    if out.exists() and not out.is_dir():
-        raise _UsageError(f"--out {out} exists and is not a folder")
-    foreign = sorted(set(os.listdir(out)) - set(OUTPUTS)) if out.is_dir() else []
-    if foreign and not force:
-        raise _UsageError(f"--out {out} holds files chainrule did not write ({', '.join(foreign[:3])}"
-                          f"{', ...' if len(foreign) > 3 else ''}): pick an empty or new folder, or --force")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _UsageError(f"--out {out}: cannot create the folder ({err.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise _UsageError(f"--out {out}: the folder is not writable")
 
 
 def _reporter(steps: int, show: bool) -> tuple[Callable[[int, float, float], None], Callable[[], None]]:
@@ -162,59 +128,6 @@ def _reporter(steps: int, show: bool) -> tuple[Callable[[int, float, float], Non
     return on_step, (bar.close if bar else lambda: None)
 
 
-@contextlib.contextmanager
-def _cyclic_gc_off() -> Iterator[None]:
-    """CPython's cyclic collector off while training, as it was found after. chainrule's graphs have no
-    reference cycles and are freed by reference counting, so the collector finds nothing in them, but it
-    rescans the growing live graph while a step builds it. The library never does this to its caller (the
-    CLI is the application); the pictures drawn after training (matplotlib makes cycles) run with it on."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _run(model: Any, X: Any, labels: Any, loss: str, optimizer: Any, args: argparse.Namespace,
-         title: str) -> int:
-    from chainrule.serialize import save
-    from chainrule.train import Diverged, fit
-    from chainrule.viz import GraphTooLargeError
-    from chainrule.viz.plots import decision_boundary, explore_training_point, training_curves
-
-    print(f"{model} on {len(labels)} points, {args.mode} mode")
-    on_step, close = _reporter(args.steps, show=not args.no_progress)
-    start = time.perf_counter()
-    try:
-        with _cyclic_gc_off():
-            history = fit(model, X, labels, loss=loss, optimizer=optimizer, steps=args.steps, mode=args.mode,
-                          l2=args.l2, on_step=on_step)
-    except Diverged as err:
-        raise _Failed(f"{err}; try a smaller --lr") from None
-    finally:
-        close()
-    print(f"trained {args.steps} steps in {time.perf_counter() - start:.1f} s: final loss "
-          f"{history.loss[-1]:.4f}, accuracy {history.accuracy[-1]:.1%}")
-    out: Path = args.out
-    paths = [out / name for name in OUTPUTS[: 4 if args.explorer else 3]]
-    try:
-        accuracy = f"{history.accuracy[-1]:.0%} training accuracy"
-        decision_boundary(model, X, labels, title=f"{title}: {accuracy}").savefig(paths[0])
-        training_curves(history, title=title).savefig(paths[1])
-        save(model, paths[2])
-        if args.explorer:
-            explore_training_point(model, X, labels, loss, paths[3])
-    except OSError as err:
-        raise _Failed(f"cannot write to {out}: {err.strerror or err}") from None
-    except GraphTooLargeError as err:
-        raise _Failed(f"{paths[3].name}: {err}") from None
-    for p in paths:
-        print(f"wrote {p}")
-    return EXIT_OK
-
-
 def _add_demo_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "demo", help="reproduce micrograd's demo.ipynb (moons, MLP(2, [16, 16, 1]), 100 SGD steps)",
@@ -222,19 +135,12 @@ def _add_demo_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
                     "seeded with 1337, ReLU hidden layers, a linear output, hinge loss + 1e-4·Σp², SGD "
                     "with lr = 1.0 - 0.9·k/100. micrograd's published log: step 0 loss 0.8958 (50%%), "
                     "step 99 loss 0.0110 (100%%).")
-    _add_training_options(p, "training steps, at most 100 (default 100, the published run)")
+    _add_training_options(p, _demo_steps, "training steps, at most 100 (default 100, the published run)")
     # The demo is `train` with micrograd's settings. The notebook seeds NumPy's and Python's global generators
     # with 1337; train's own generators with that seed draw the same numbers and leave the global ones alone.
-    p.set_defaults(func=_cmd_demo, dataset="moons", samples=100, noise=0.1, classes=2, hidden=[16, 16],
+    p.set_defaults(func=_cmd_train, dataset="moons", samples=100, noise=0.1, classes=2, hidden=[16, 16],
                    activation="relu", loss="hinge", optimizer="sgd", lr=1.0, l2=1e-4, seed=1337,
                    schedule=100, title="micrograd's demo: moons")
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    if args.steps > 100:
-        raise _UsageError("--steps: the demo's learning-rate schedule is defined for at most 100 steps "
-                          "(use `chainrule train` for longer runs)")
-    return _cmd_train(args)
 
 
 def _add_train_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
@@ -245,12 +151,11 @@ def _add_train_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     # Not argparse choices, as --mode: the names are chainrule.data.DATASETS (importing it loads NumPy).
     p.add_argument("--dataset", default="moons", metavar="NAME",
                    help="moons (default), circles, blobs, xor or spirals (chainrule.data.make_dataset)")
-    p.add_argument("--samples", type=_positive_int, default=100, help="number of points (default 100)")
-    p.add_argument("--noise", type=_positive_float(strict=False), default=None,
+    p.add_argument("--samples", type=_samples, default=100, help="number of points (default 100)")
+    p.add_argument("--noise", type=_non_negative, default=None,
                    help="dataset noise (blobs: cluster std); default: moons 0.1, circles 0.1, blobs 1.0, "
                         "xor 0.1, spirals 0.02 (chainrule.data.DEFAULT_NOISE)")
-    p.add_argument("--classes", type=_positive_int, default=2,
-                   help="number of classes for blobs and spirals (default 2)")
+    p.add_argument("--classes", type=_positive_int, default=2, help="classes (blobs, spirals; default 2)")
     p.add_argument("--hidden", type=_layer_sizes, default=[16, 16], metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default 16,16)")
     p.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], default="relu",
@@ -259,45 +164,65 @@ def _add_train_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
                    help="hinge (default for 2 classes), mse, bce (from logits), ce (softmax cross-entropy, "
                         "the default for 3+ classes)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--lr", type=_positive_float(strict=True), default=None,
+    p.add_argument("--lr", type=_positive_float, default=None,
                    help="starting learning rate (default per loss: sgd 1.0, mse 0.1; adam 0.05)")
-    p.add_argument("--l2", type=_positive_float(strict=False), default=1e-4,
-                   help="L2 penalty alpha·Σp² (default 1e-4)")
+    p.add_argument("--l2", type=_non_negative, default=1e-4, help="L2 penalty alpha·Σp² (default 1e-4)")
     p.add_argument("--seed", type=_seed, default=1337, help="seeds the data and the weights (default 1337)")
-    _add_training_options(p, "training steps (default 100)")
+    _add_training_options(p, _positive_int, "training steps (default 100)")
     p.set_defaults(func=_cmd_train, schedule=None, title=None)  # the rate decays over --steps
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace) -> int:  # demo's too, with micrograd's settings as defaults
     from chainrule.data import make_dataset
-    from chainrule.nn import MLP
-    from chainrule.train import default_optimizer
+    from chainrule.train import MODES, Diverged, classifier, default_optimizer, fit
+    from chainrule.viz import GraphTooLargeError
+    from chainrule.viz.plots import FolderInUseError, prepare_folder, save_run
 
-    loss = args.loss or ("hinge" if args.classes == 2 else "ce")
-    sizes = [2, *args.hidden, args.classes if loss == "ce" else 1]
-    n_params = sum((nin + 1) * nout for nin, nout in itertools.pairwise(sizes))
-    _refuse([
-        (args.samples > MAX_SAMPLES, f"--samples: at most {MAX_SAMPLES:,} points, got {args.samples:,}"),
-        (n_params > MAX_PARAMETERS, f"--hidden: {n_params:,} parameters is more than this scalar engine "
-                                    f"trains in reasonable time (at most {MAX_PARAMETERS:,})"),
-    ])
-    try:  # it checks the name, --classes for that dataset, one point per class; a seed leaves NumPy's alone
+    if args.mode not in MODES:
+        raise _UsageError(f"--mode: choose one of {', '.join(MODES)}, got {args.mode!r}")
+    # The library refuses an unknown dataset, --classes it can't make, a class without a point, a binary
+    # loss for 3+ classes, too big a model. The data has its own generator: NumPy's global one is left alone.
+    with _refused():
         X, labels = make_dataset(args.dataset, args.samples, noise=args.noise, n_classes=args.classes,
                                  random_state=args.seed)
-    except ValueError as err:
-        raise _UsageError(str(err)) from None
-    if args.classes > 2 and loss != "ce":
-        raise _UsageError(f"--loss {loss} is for 2 classes; use --loss ce for more")
-    _check_training_options(args)
-    model = MLP(2, sizes[1:], args.activation, "linear", bias_init="zero", rng=random.Random(args.seed))
+        model, loss = classifier(args.classes, args.hidden, loss=args.loss, activation=args.activation,
+                                 seed=args.seed)
+    with _refused("--out "):
+        try:
+            prepare_folder(args.out, force=args.force)
+        except FolderInUseError as err:  # the library's remedy is force=True; ours is spelled --force
+            raise ValueError(f"{err}: pick an empty or new folder, or --force") from None
     optimizer = default_optimizer(model, loss, args.optimizer, args.schedule or args.steps, args.lr)
-    title = args.title or f"{args.dataset}, {loss} loss, {args.optimizer}"
-    return _run(model, X, labels, loss, optimizer, args, title)
+    print(f"{model} on {len(labels)} points, {args.mode} mode")
+    on_step, close = _reporter(args.steps, show=not args.no_progress)
+    # The cyclic collector finds nothing in chainrule's graphs (no cycles) but rescans them as they grow:
+    # off while training, as only an application may do (never the library); on for matplotlib's pictures.
+    start, gc_was_enabled = time.perf_counter(), gc.isenabled()
+    gc.disable()
+    try:
+        history = fit(model, X, labels, loss=loss, optimizer=optimizer, steps=args.steps, mode=args.mode,
+                      l2=args.l2, on_step=on_step)
+    except Diverged as err:
+        raise _Failed(f"{err}; try a smaller --lr") from None
+    finally:
+        close()
+        if gc_was_enabled:  # as it was found, also when training failed
+            gc.enable()
+    print(f"trained {args.steps} steps in {time.perf_counter() - start:.1f} s: final loss "
+          f"{history.loss[-1]:.4f}, accuracy {history.accuracy[-1]:.1%}")
+    try:
+        written = save_run(model, X, labels, history, args.out, loss=loss, explorer=args.explorer,
+                           title=args.title or f"{args.dataset}, {loss} loss, {args.optimizer}")
+    except OSError as err:
+        raise _Failed(f"cannot write to {args.out}: {err.strerror or err}") from None
+    except GraphTooLargeError as err:
+        raise _Failed(f"explorer.html: {err}") from None
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 # ----- tour: the seeds' examples ----------------------------------------------------------------------
-
-
 def _add_tour_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "tour", help="walk through the seeds' worked examples, gradients checked numerically",
@@ -327,8 +252,6 @@ def _cmd_tour(args: argparse.Namespace) -> int:
 
 
 # ----- graph: an expression's gradients and drawing ---------------------------------------------------
-
-
 def _add_graph_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "graph", help="draw an expression's graph and its gradients",
@@ -349,46 +272,21 @@ def _add_graph_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_cmd_graph)
 
 
-def _check_writable(path: Path) -> None:
-    """Open `path` for appending (changes nothing) and remove it again if it did not exist."""
-    existed = path.exists()
-    try:
-        with path.open("ab"):
-            pass
-    except OSError as err:
-        raise _UsageError(f"cannot write --out {path}: {err.strerror or err}") from None
-    if not existed:
-        path.unlink()
-
-
 def _cmd_graph(args: argparse.Namespace) -> int:
-    import warnings
+    from chainrule.expr import gradients
+    from chainrule.viz import GraphTooLargeError, backward_steps, check_target, render
 
-    from chainrule.engine import topological_order
-    from chainrule.expr import ExprError, build, parse, parse_assignments
-    from chainrule.viz import MAX_NODES, GraphTooLargeError, GraphvizMissingWarning, backward_steps, render
-    from chainrule.viz.render import FORMATS
-
-    try:
-        root, leaves = build(parse(args.expr), parse_assignments(args.at) if args.at.strip() else {})
-    except ExprError as err:
-        raise _UsageError(str(err)) from None
+    # Everything that can go wrong is checked before any gradient is printed.
+    with _refused():
+        root, leaves = gradients(args.expr, args.at)
     params = [n.strip() for n in args.params.split(",") if n.strip()]
     unknown = [n for n in params if n not in leaves]
-    out: Path | None = args.out
-    # Everything that can go wrong is checked before any gradient is printed.
-    _refuse([
-        (unknown, f"--params names not in the expression: {', '.join(unknown)}"),
-        (out and out.suffix.lower() not in FORMATS,
-         f"cannot tell the format of {str(out)!r}: use one of {', '.join(FORMATS)}"),
-        (out and not out.parent.is_dir(), f"no such folder for --out: {str(out and out.parent)!r}"),
-        (out and len(topological_order(root)) > MAX_NODES,
-         f"--out: the graph has more than {MAX_NODES} nodes, too many to draw"),
-    ])
-    if out:
-        _check_writable(out)
+    if unknown:
+        raise _UsageError(f"--params names not in the expression: {', '.join(unknown)}")
+    if args.out:
+        with _refused("--out: "):
+            check_target(root, args.out)
 
-    root.backward()
     width = max((len(n) for n in leaves), default=1)
     print(f"{args.expr.strip()} = {root.data:.4f}")
     for name, leaf in leaves.items():
@@ -399,24 +297,18 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         print("backward, one edge at a time (grad(input) += local × upstream):")
         for step in backward_steps(root):
             print(step)
-    if out:
+    if args.out:
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", GraphvizMissingWarning)
-                written = render(root, out, params=[leaves[n] for n in params], title=args.expr.strip(),
-                                 inputs=[v for n, v in leaves.items() if n not in params])
+            written = render(root, args.out, params=[leaves[n] for n in params], title=args.expr.strip(),
+                             inputs=[v for n, v in leaves.items() if n not in params],
+                             on_fallback=lambda note: print(f"note: {note}", file=sys.stderr))
         except (ValueError, GraphTooLargeError, OSError) as err:
             raise _Failed(str(err).splitlines()[0]) from None
-        for w in caught:
-            if issubclass(w.category, GraphvizMissingWarning):
-                print(f"note: {w.message}", file=sys.stderr)
         print(f"wrote {written}")
     return EXIT_OK
 
 
 # ----- main -------------------------------------------------------------------------------------------
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="A scalar autograd engine to learn backpropagation with.")
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
