@@ -133,7 +133,8 @@ class ArrayMath:
         with np.errstate(invalid="ignore"):  # 0·inf, where a zero factor is about to win anyway
             return np.multiply(a, b)
 
-    data = staticmethod(np.asarray)
+    data, maximum = staticmethod(np.asarray), staticmethod(np.maximum)
+    as_float = staticmethod(lambda c: np.asarray(c, dtype=np.float64))
     tanh, fabs = staticmethod(np.tanh), staticmethod(np.abs)
 
     @staticmethod
@@ -183,7 +184,7 @@ class Batch(Value):
     @staticmethod
     def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
         check_lengths(op, parents)
-        node = apply(op, parents, xs, ARRAY_MATH, Value if op == "sum" else Batch)  # a sum is one number
+        node = apply(ARRAY_MATH, Value if op == "sum" else Batch, op, parents, xs)  # a sum is one number
         if type(node.data) is not float:
             node.data.flags.writeable = False  # type: ignore[union-attr]
         if node.parents:  # recorded (not under no_grad): wrap the locals of the numbers shared by all

@@ -229,7 +229,7 @@ _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in p
 _new = object.__new__
 
 
-def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind: type[Value]) -> Value:
+def apply(m: Any, kind: type[Value], op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
     """Run `op` on the parents' data `xs` with the math `m`: a `kind` node, output and local derivatives."""
     rule = RULES[op]
     try:
@@ -247,14 +247,14 @@ def apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...], m: Any, kind
         raise type(err)(f"{what}: {f' {op} '.join(p._culprit() for p in parents)}") from None
 
 
-Value._apply = partial(apply, m=FLOAT_MATH, kind=Value)  # a partial is a C call: no extra frame per op
+Value._apply = partial(apply, FLOAT_MATH, Value)  # a partial is a C call: no extra frame per op
 
 
 def _lift(x: object) -> Value | None:
     """x as a Value: a plain number becomes a leaf (as in the seeds: `a + 1` shows the 1), else None."""
     if isinstance(x, Value):
         return x
-    return _leaf(Value, float(x)) if type(x) is float or isinstance(x, numbers.Real) else None
+    return _leaf(Value, float(x)) if type(x) in (float, int) or isinstance(x, numbers.Real) else None  # type: ignore[arg-type]
 
 
 def _leaf(kind: type[Value], data: Any) -> Value:

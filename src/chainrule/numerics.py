@@ -3,10 +3,11 @@
 Each rule in `chainrule.engine.RULES` is written against a math namespace `m` (`m.exp(x)`, `m.step(x)`, ...).
 This module has the namespaces for plain Python floats (`FloatMath`) and for Values (`ValueMath`: the rules
 read with Values give the graphs of their derivatives); `chainrule.batch.ArrayMath` is the one for NumPy
-arrays. What a namespace supplies itself is only what its numbers need: `where(c, a, b)`, `data(x)` (what
-`==` compares), and a power that returns IEEE limits instead of raising. The choices at kinks are the
-functions below, written once against those primitives, and every namespace reads them
-(`with_conventions`): no convention is restated per kind of number.
+arrays. What a namespace supplies itself is only what its numbers need: `where(c, a, b)`, `maximum`,
+`as_float` (a truth value as 1.0 or 0.0), `data(x)` (what `==` compares) and a power that returns IEEE
+limits instead of raising. The choices at kinks are the functions below, written once against those
+primitives, and every namespace reads them (`with_conventions`): no convention is restated per kind of
+number.
 
 This file must not import NumPy: the float path runs without it.
 """
@@ -22,18 +23,18 @@ from typing import Any
 
 
 def relu(m: Any, x: Any) -> Any:
-    # `x <= 0` is False for NaN, so NaN propagates through relu, as in PyTorch.
-    return m.where(x <= 0.0, 0.0, x)
+    # max(x, 0) keeps x when 0 is not greater: NaN propagates through relu, as in PyTorch.
+    return m.maximum(x, 0.0)
 
 
 def step(m: Any, x: Any) -> Any:
-    """relu's slope: 1 where x > 0, else 0 (relu'(0) = 0, PyTorch's convention)."""
-    return m.where(x > 0.0, 1.0, 0.0)
+    """relu's slope: 1 where x > 0, else 0 (relu'(0) = 0, PyTorch's convention; NaN > 0 is false)."""
+    return m.as_float(x > 0.0)
 
 
 def sign(m: Any, x: Any) -> Any:
     """abs's slope: -1, 0 or 1 (abs'(0) = 0, as PyTorch's sign)."""
-    return m.where(x > 0.0, 1.0, m.where(x < 0.0, -1.0, 0.0))
+    return m.as_float(x > 0.0) - m.as_float(x < 0.0)
 
 
 def log_or_zero(m: Any, a: Any) -> Any:
@@ -111,6 +112,7 @@ class FloatMath:
     pow, power, div, mul, fabs = _pow, _power, operator.truediv, operator.mul, math.fabs
     where = staticmethod(lambda c, a, b: a if c else b)
     data = operator.pos  # a float is its own data (pos is the identity on floats, at C speed)
+    maximum, as_float = max, float
     linear, sum, ones_like = staticmethod(_linear), staticmethod(lambda x: x), staticmethod(lambda x: 1.0)
 
 
@@ -121,7 +123,7 @@ class ValueMath:
     is here. The conventions are the same functions, deciding on the data: a chosen constant (a step,
     a sign, a limit) is a number, whose own slope is 0."""
 
-    where, mul = FloatMath.where, operator.mul
+    where, mul, as_float = FloatMath.where, operator.mul, float
     data = staticmethod(lambda x: getattr(x, "data", x))
     log = staticmethod(lambda x: x.log() if hasattr(x, "log") else math.log(x))  # where() may pass 1.0
     ones_like = staticmethod(lambda x: 1.0)
