@@ -101,6 +101,18 @@ def page_data(page: str) -> dict[str, object]:
 
 # ----- micrograd's demo model --------------------------------------------------------------------
 
+def batched_tanh() -> tuple[Value, Value, Value]:
+    """y = Σ tanh(w·x) over a batch x of 4 numbers, backward already run: returns (y, x, w)."""
+    import numpy as np
+
+    x = Value(np.array([1.0, 2.0, 3.0, 4.0]), "x")
+    w = Value(2.0, "w")
+    y = (w * x).tanh().sum()
+    y.label = "y"
+    y.backward()
+    return y, x, w
+
+
 def demo_mlp() -> tuple[MLP, Value, list[Value]]:
     """micrograd's demo model, MLP(2, [16, 16, 1]) = 337 parameters, on one datapoint (hinge loss)."""
     model = MLP(2, [16, 16, 1], activation="relu", output_activation="linear", bias_init="zero",

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import HAVE_DOT, demo_mlp
+from conftest import HAVE_DOT, batched_tanh, demo_mlp
 
 from chainrule import Value
 from chainrule.engine import topological_order
@@ -171,11 +171,7 @@ def test_the_graph_of_a_derivative_draws() -> None:
 
 
 def test_a_batch_shows_its_first_numbers_and_length() -> None:
-    x = Value(np.array([1.0, 2.0, 3.0, 4.0]), "x")
-    w = Value(2.0, "w")
-    y = (w * x).tanh().sum()
-    y.label = "y"
-    y.backward()
+    y, _x, w = batched_tanh()
     src = draw_dot(y).source
     assert "{ x | data [1.0000, 2.0000, 3.0000, …](4) | grad [" in src
     assert f"{{ w | data 2.0000 | grad {w.grad:.4f} }}" in src

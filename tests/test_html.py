@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import page_data
+from conftest import batched_tanh, page_data
 
 from chainrule import RULES, Value
 from chainrule.nn import MLP
@@ -57,11 +57,7 @@ def test_html_survives_hostile_labels() -> None:
 
 
 def test_explorer_shows_value_grads_and_batches() -> None:
-    x = Value(np.array([1.0, 2.0, 3.0, 4.0]), "x")
-    w = Value(2.0, "w")
-    y = (w * x).tanh().sum()
-    y.label = "y"
-    y.backward()
+    y, _x, w = batched_tanh()
     w.grad = Value(w.grad, "dy/dw")  # as backward(create_graph=True) leaves it
     data = page_data(to_html(y))
     by_label = {v["label"]: v for v in data["values"]}  # type: ignore[attr-defined]

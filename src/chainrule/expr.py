@@ -203,19 +203,17 @@ class _Parser:
         return node
 
     def expr(self) -> Node:
-        node = self.term()
-        while self.peek().text in ("+", "-") and self.peek().kind == "op":
-            op = self.take()
-            right = self.term()
-            start, end = self.span(node)[0], self.span(right)[1]
-            node = self.spanned(BinOp(op.text, node, right, op.pos, self.label(start, end)), start, end)
-        return node
+        return self.left_assoc(("+", "-"), self.term)
 
     def term(self) -> Node:
-        node = self.unary()
-        while self.peek().text in ("*", "/") and self.peek().kind == "op":
+        return self.left_assoc(("*", "/"), self.unary)
+
+    def left_assoc(self, ops: tuple[str, str], operand: Callable[[], Node]) -> Node:
+        """operand (op operand)*, grouped from the left: a - b - c is (a - b) - c."""
+        node = operand()
+        while self.peek().text in ops and self.peek().kind == "op":
             op = self.take()
-            right = self.unary()
+            right = operand()
             start, end = self.span(node)[0], self.span(right)[1]
             node = self.spanned(BinOp(op.text, node, right, op.pos, self.label(start, end)), start, end)
         return node
