@@ -27,7 +27,7 @@ WORKER = HERE / "worker.py"
 # chainrule's batched and compiled rows get no second core that PyTorch's don't.
 ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
-# Peers as the issue names them. torch runs batched (float64 tensors) on moons and on 0-d tensors
+# The peers compared with. torch runs batched (float64 tensors) on moons and on 0-d tensors
 # (one tensor per number, like a scalar engine) everywhere else.
 # On moons, `chainrule` and `chainrule-batched` are what users run (chainrule.nn.MLP and
 # chainrule.losses); the `-ops` rows build the same model by hand from + and *, op for op as
@@ -38,7 +38,7 @@ MOONS_ENGINES = ["chainrule", "chainrule-batched", "chainrule-compiled", "chainr
                  "chainrule-ops", "chainrule-batched-ops", "micrograd", "torch-batched"]
 SCALAR_ENGINES = ["chainrule", "micrograd", "torch-scalar"]
 
-# The issues' speed targets, checked against this run's numbers in the table.
+# The speed targets, checked against this run's numbers in the table.
 TARGETS = {
     "moons_eager_x_micrograd": 20.0,
     "moons_batched_x_micrograd": 500.0,
@@ -465,7 +465,7 @@ def main() -> int:
     for job in jobs:
         # micrograd's backward recurses once per graph level. Users hit RecursionError (the chain
         # workload shows it at the default limit); for the wide sum and the ops graph we raise the
-        # limit so there is a micrograd time to compare against, as the issue's peer figures did.
+        # limit so there is a micrograd time to compare against, as published peer figures do.
         if job["engine"] == "micrograd" and job["workload"] in ("wide", "wide-mem", "ops"):
             job["recursion_limit"] = 10 * max(job.get("n", 0), job.get("backward_n", 0)) + 10**4
 
