@@ -4,6 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 
 .PHONY: demo test lint package bench clean
+.DELETE_ON_ERROR:  # a venv whose creation failed half way is made again, not reused
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
