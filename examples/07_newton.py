@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from chainrule import Value, grad, hessian
-from chainrule.seeds import NEURON
+from chainrule.seeds import NEURON, neuron  # o = tanh(x1*w1 + x2*w2 + b)
 from chainrule.viz import render
 
 OUT = Path(os.environ.get("CHAINRULE_OUT", "chainrule-out/examples"))
@@ -86,10 +86,6 @@ assert abs(dg(x)) < 1e-12 and abs(x - 0.261442244) < 1e-9
 # %%
 names = list(NEURON.inputs)
 point = list(NEURON.inputs.values())
-
-
-def neuron(x1: Value, x2: Value, w1: Value, w2: Value, b: Value) -> Value:
-    return (x1 * w1 + x2 * w2 + b).tanh()
 
 
 H = hessian(neuron)(*point)

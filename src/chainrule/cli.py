@@ -64,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
 def _typed(convert: Callable[[str], T], ok: Callable[[T], bool], what: str) -> Callable[[str], T]:
     """An argparse type: `convert` the text, refused unless `ok` (argparse makes that a usage error)."""
     def parse(text: str) -> T:
-        with contextlib.suppress(ValueError):  # int("1.5"), float("x"): refused as a number out of range is
+        with contextlib.suppress(ValueError):  # int("1.5"), float("x"): refused below, as out of range
             value = convert(text.strip())
             if ok(value):
                 return value

@@ -19,11 +19,10 @@ from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH
 from .compile import NUMBER, Instruction, Plan, format_plan
-from .engine import RULES, Rule, Value, linear
+from .engine import RULES, Rule, Value, _data, linear
 from .numerics import FLOAT_MATH
 
 Array = NDArray[np.float64]
-_data = operator.attrgetter("data")
 
 
 def _namespace(**overrides: Any) -> Any:
@@ -322,6 +321,3 @@ class _Product:
         self.w.add(grads, (grad @ dw.T).reshape(-1))
         dxs = dx.T @ grad
         self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs)
-
-
-
