@@ -24,6 +24,13 @@ REQUIRE = os.environ.get("CHAINRULE_REQUIRE_BROWSER") == "1"
 HAVE_DOT = shutil.which("dot") is not None
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG's width and height, read from its header (failing if the file is not a PNG)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def need_dot() -> None:
     if not HAVE_DOT:
         if REQUIRE:

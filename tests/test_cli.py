@@ -7,14 +7,13 @@ import gc
 import io
 import os
 import re
-import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need_dot, png_size
 
 from chainrule import cli, train
 from chainrule.serialize import load
@@ -33,16 +32,10 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _png_size(path: Path) -> tuple[int, int]:
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
-    return struct.unpack(">II", head[16:24])
-
-
 def _assert_real_image(path: Path, size: tuple[int, int]) -> None:
     import matplotlib.image
 
-    assert _png_size(path) == size
+    assert png_size(path) == size
     pixels = matplotlib.image.imread(str(path))[..., :3]
     assert pixels.shape[:2] == size[::-1]
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
@@ -334,10 +327,7 @@ def test_steps_flag_prints_the_text_stepper(capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_svg_and_png_with_graphviz(tmp_path: Path, suffix: str) -> None:
-    if shutil.which("dot") is None:
-        if os.environ.get("CHAINRULE_REQUIRE_BROWSER") == "1":
-            pytest.fail("Graphviz's dot is missing but CHAINRULE_REQUIRE_BROWSER=1")
-        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    need_dot()
     out = tmp_path / f"n{suffix}"
     assert cli.main(["graph", *NEURON, "--out", str(out)]) == 0
     assert out.stat().st_size > 1000

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import png_size
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
@@ -43,12 +44,6 @@ def _pixels(fig: Figure) -> np.ndarray:
     fig.savefig(buffer, format="png")
     buffer.seek(0)
     return np.asarray(matplotlib.image.imread(buffer, format="png"))[..., :3]
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _boundary_vertices(fig: Figure) -> np.ndarray:
@@ -191,7 +186,7 @@ def test_save_run_writes_the_pictures_and_the_model(tmp_path: Path) -> None:
     history = fit(model, X, y, steps=2)
     written = save_run(model, X, y, history, tmp_path, loss="hinge", title="moons")
     assert written == [tmp_path / name for name in OUTPUTS[:3]]
-    assert _png_size(written[0]) == (1080, 720) and _png_size(written[1]) == (1440, 600)
+    assert png_size(written[0]) == (1080, 720) and png_size(written[1]) == (1440, 600)
     assert [p.data for p in load(written[2]).parameters()] == [p.data for p in model.parameters()]
     written = save_run(model, X, y, history, tmp_path, loss="hinge", explorer=True)
     assert written[3] == tmp_path / "explorer.html"

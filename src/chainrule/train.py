@@ -81,8 +81,7 @@ class Task:
     l2: float
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        _check_loss(self.loss)
 
     def loss_of(self, outputs: Any, params: list[Value]) -> Value:
         """The loss of the model's outputs on all points (eager or batched form, as `losses` takes both)."""
@@ -188,9 +187,13 @@ def _outputs_of(model: MLP) -> int:
     return model.nouts[-1]
 
 
-def _check(model: MLP, X: Points, labels: Labels, loss: str, mode: str, steps: int) -> None:
+def _check_loss(loss: str) -> None:
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def _check(model: MLP, X: Points, labels: Labels, loss: str, mode: str, steps: int) -> None:
+    _check_loss(loss)
     if mode not in _MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -233,8 +236,7 @@ def classifier(n_classes: int = 2, hidden: Sequence[int] = (16, 16), *, loss: st
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
     loss = loss or ("hinge" if n_classes == 2 else "ce")
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    _check_loss(loss)
     if n_classes > 2 and loss != "ce":
         raise ValueError(f"the {loss} loss is for 2 classes, not {n_classes}: use the ce loss")
     sizes = [n_features, *hidden, n_classes if loss == "ce" else 1]
@@ -252,8 +254,7 @@ def default_optimizer(model: MLP, loss: str, name: str = "sgd", steps: int = 100
     the loss's DEFAULT_LR) to a tenth of it over `steps`, as micrograd's demo decays 1.0 to 0.1."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    _check_loss(loss)
     lr0 = DEFAULT_LR[loss, name] if lr is None else lr
     return OPTIMIZERS[name](model.parameters(), lr=linear_decay(lr0, 0.1 * lr0, steps))
 
