@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import random
 import re
@@ -130,3 +131,37 @@ def demo_mlp() -> tuple[MLP, Value, list[Value]]:
     loss = (1 + -1.0 * out).relu()
     loss.label = "loss"
     return model, loss, trace.inputs
+
+
+# ----- microgpt's GPT in PyTorch, the oracle of chainrule.lm and chainrule.makemore ---------------------
+
+def torch_gpt(torch: ModuleType, model: Any, tokens: list[int], targets: list[int],
+              P: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """chainrule.lm.GPT's loss in PyTorch float64, written from the maths (whole sequences, a causal mask),
+    on the parameters P (leaf tensors by parameter name; by default copies of the model's)."""
+    if P is None:
+        P = {name: torch.tensor(p.data, dtype=torch.float64, requires_grad=True)
+             for name, p in model.named_parameters()}
+
+    def mat(prefix: str, rows: int, cols: int) -> Any:
+        return torch.stack([torch.stack([P[f"{prefix}.weight.{i}.{j}"] for j in range(cols)])
+                            for i in range(rows)])
+
+    def norm(x: Any) -> Any:
+        return x * (x.pow(2).mean(-1, keepdim=True) + 1e-5).rsqrt()
+
+    e, v, h, n = model.n_embd, model.vocab_size, model.n_head, len(tokens)
+    x = norm(mat("wte", v, e)[tokens] + mat("wpe", model.block_size, e)[:n])
+    for layer in range(model.n_layer):
+        a = f"layer{layer}.attn"
+        q, k, val = (norm(x) @ mat(f"{a}.{w}", e, e).T for w in ("wq", "wk", "wv"))
+        d = e // h
+        q, k, val = (t.view(n, h, d).transpose(0, 1) for t in (q, k, val))
+        att = (q @ k.transpose(1, 2)) / math.sqrt(d)
+        att = att.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), 1), float("-inf")).softmax(-1)
+        y = (att @ val).transpose(0, 1).reshape(n, e)
+        x = x + y @ mat(f"{a}.wo", e, e).T
+        hidden = torch.relu(norm(x) @ mat(f"layer{layer}.mlp_fc1", 4 * e, e).T)
+        x = x + hidden @ mat(f"layer{layer}.mlp_fc2", e, 4 * e).T
+    logits = x @ mat("lm_head", v, e).T
+    return torch.nn.functional.cross_entropy(logits, torch.tensor(targets)), P

@@ -619,3 +619,27 @@ def test_train_test_split_needs_a_training_row() -> None:
 def test_train_test_split_rejects_mismatched_rows(X: Any, y: Any) -> None:
     with pytest.raises(ValueError, match="X and y must have the same number of rows"):
         train_test_split(X, y)
+
+
+# ----- names: makemore's data set, shipped in the package ----------------------------------------------
+
+
+def test_names_is_makemore_names_txt() -> None:
+    from chainrule.data import names
+
+    words = names()
+    assert len(words) == 32033 and len(set(words)) == 29494
+    assert words[:3] == ["emma", "olivia", "ava"] and words[-1] == "zzyzx"
+    assert set("".join(words)) == set("abcdefghijklmnopqrstuvwxyz")
+    assert min(map(len, words)) == 2 and max(map(len, words)) == 15
+    digest = hashlib.sha256("\n".join(words).encode()).hexdigest()
+    assert digest == hashlib.sha256("\n".join(names()).encode()).hexdigest()
+    words.clear()  # a fresh list each call: the caller may change it
+    assert len(names()) == 32033
+
+
+def test_names_licence_ships_beside_the_file() -> None:
+    from importlib import resources
+
+    licence = resources.files("chainrule").joinpath("datasets/names.LICENSE.txt").read_text()
+    assert "MIT License" in licence and "Andrej Karpathy" in licence

@@ -6,6 +6,9 @@ random draws in the same order. So results from micrograd's demo or a sklearn tu
 without sklearn installed. `make_xor` and `make_spirals` are chainrule's own. `make_dataset` picks
 one of the five by name, with its default noise, as `chainrule train --dataset` does.
 
+`names()` is the one real text data set: makemore's 32,033 first names, shipped inside the package
+(chainrule/datasets/names.txt, MIT licence beside it), for the character models of chainrule.lm.
+
 `random_state` works as in sklearn: an int seeds a fresh `np.random.RandomState`, a RandomState is
 used (and advanced) as it is, and None uses NumPy's global RandomState.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -33,6 +37,7 @@ __all__ = [
     "make_moons",
     "make_spirals",
     "make_xor",
+    "names",
     "train_test_split",
 ]
 
@@ -411,3 +416,20 @@ def train_test_split(
     else:
         train, test = np.arange(n_train), np.arange(n_train, n)
     return X_arr[train], X_arr[test], y_arr[train], y_arr[test]
+
+
+# --------------------------------------------------------------------------------------------------
+# Names: the data set of makemore and microgpt.
+# --------------------------------------------------------------------------------------------------
+
+
+def names() -> list[str]:
+    """The 32,033 lowercase first names of makemore's names.txt, in the file's order (a-z, 2-15 letters).
+
+    The file ships in the package (chainrule/datasets/names.txt, with names.LICENSE.txt: MIT, Andrej
+    Karpathy, 2022), built from the US Social Security Administration's baby-name lists: no download.
+    A fresh list each call, so a caller may shuffle it. 29,494 are distinct: some names appear twice.
+    """
+    text = resources.files("chainrule").joinpath("datasets/names.txt").read_text(encoding="utf-8")
+    # As microgpt reads it: one name per line, blank lines and surrounding spaces dropped.
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -252,8 +252,13 @@ def build(config: Mapping[str, Any], rng: random.Random | None = None) -> Module
     fields = {"Neuron": {"nin", "activation", "bias_init"},
               "Layer": {"nin", "nout", "activation", "bias_init"},
               "MLP": {"nin", "nouts", "activation", "output_activation", "bias_init"}}
+    from chainrule import lm  # the character models (lm imports this module, so not at the top)
+
+    if isinstance(kind, str) and kind in lm.ARCHITECTURES:
+        return lm.build(config, rng)
     if not isinstance(kind, str) or kind not in fields:
-        raise ValueError(f"unknown architecture type {kind!r}; expected one of {', '.join(fields)}")
+        known = ", ".join([*fields, *lm.ARCHITECTURES])
+        raise ValueError(f"unknown architecture type {kind!r}; expected one of {known}")
     given = set(config) - {"type"}
     if given != fields[kind]:
         missing, extra = sorted(fields[kind] - given), sorted(given - fields[kind])

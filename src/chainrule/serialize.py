@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from chainrule import lm
 from chainrule.nn import Module, build
 
 FORMAT = "chainrule-model"
@@ -49,7 +50,7 @@ class ModelFileError(ValueError):
 
 def to_json(model: Module) -> str:
     if not isinstance(model, Module):
-        raise TypeError(f"can only save a chainrule Module (Neuron, Layer, MLP), not {type(model).__name__}")
+        raise TypeError(f"can only save a chainrule Module (an MLP, a GPT, ...), not {type(model).__name__}")
     state = model.state_dict()
     bad = [name for name, x in state.items() if not math.isfinite(x)]
     if bad:
@@ -158,6 +159,8 @@ def _parameter_count(arch: object) -> int | None:
     if not isinstance(arch, Mapping):
         return None
     kind, nin = arch.get("type"), arch.get("nin")
+    if kind in lm.ARCHITECTURES:
+        return lm.parameter_count(arch)
     if not _is_count(nin):
         return None
     if kind == "Neuron":

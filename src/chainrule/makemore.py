@@ -1,0 +1,376 @@
+"""Training, evaluating and sampling the character models of chainrule.lm on names. It never prints.
+
+    from chainrule import data, makemore, text
+    words = data.names()
+    train_words, val_words, _ = text.split(words)
+    tok = text.CharTokenizer.from_words(words)
+    model = makemore.new_model("mlp", tok.vocab_size, random.Random(42))
+    history = makemore.train(model, train_words, tok, steps=1000, batch=32, mode="compiled")
+    makemore.evaluate(model, val_words, tok)            # mean -log p(next) per character, in nats
+    makemore.sample(model, tok, random.Random(0))       # a new name
+
+A step is microgpt's: forward, loss (the mean over predicted characters of -log softmax(logits)[next]),
+backward, update. Context models (Bigram, CharMLP) train on makemore's examples (`text.contexts`), a
+random minibatch of them per step; the GPT on whole names: with batch 1 it reads the names in order, one
+per step, as microgpt; with more, each step draws `batch` names of one length (so their positions line
+up and a batch needs no padding). `mode` runs the same model code "eager" (one scalar graph per example),
+"batched" (one graph over NumPy arrays, tokens one-hot) or "compiled" (that graph captured once per shape
+by chainrule.compile and replayed). `microgpt()` is microgpt's whole setup, seed and order of draws.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainrule.compile import compile
+from chainrule.engine import Value, no_grad
+from chainrule.lm import GPT, Bigram, CharMLP, Token, nll, one_hot, softmax
+from chainrule.nn import Module
+from chainrule.optim import SGD, Adam, Optimizer
+from chainrule.replay import Program
+from chainrule.text import CharTokenizer, contexts
+from chainrule.train import Diverged
+
+MODELS = ("bigram", "mlp", "gpt")
+MODES = ("eager", "batched", "compiled")
+OPTIMIZERS = ("adam", "sgd")
+ContextModel = Bigram | CharMLP
+NamesModel = Bigram | CharMLP | GPT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A model's training settings. Each model's DEFAULTS trains in about a minute on 2 cores."""
+
+    steps: int
+    batch: int
+    mode: str
+    optimizer: str
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+DEFAULTS = {
+    "bigram": Settings(steps=300, batch=8192, mode="compiled", optimizer="adam", lr=0.2),
+    "mlp": Settings(steps=6000, batch=256, mode="compiled", optimizer="adam", lr=0.01),
+    "gpt": Settings(steps=1500, batch=32, mode="compiled", optimizer="adam", lr=0.01, betas=(0.85, 0.99)),
+}
+# microgpt's own: one name per step, Adam(0.01, β 0.85/0.99, eps 1e-8) decaying linearly to 0.
+MICROGPT = Settings(steps=1000, batch=1, mode="eager", optimizer="adam", lr=0.01, betas=(0.85, 0.99))
+
+
+def new_model(kind: str, vocab_size: int, rng: random.Random) -> NamesModel:
+    """A fresh model of `kind` (one of MODELS) at its default sizes, weights drawn from `rng`."""
+    if kind == "bigram":
+        return Bigram(vocab_size, rng=rng)
+    if kind == "mlp":
+        return CharMLP(vocab_size, rng=rng)
+    if kind == "gpt":
+        return GPT(vocab_size, rng=rng)
+    raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+
+
+def new_optimizer(model: Module, settings: Settings) -> Optimizer:
+    """settings.optimizer at settings.lr, the rate decaying linearly to 0 over settings.steps (microgpt)."""
+    lr0, steps = settings.lr, settings.steps
+    if not (math.isfinite(lr0) and lr0 > 0):
+        raise ValueError(f"learning rate must be a positive number, got {lr0!r}")
+    lr = lambda k: lr0 * (1 - k / steps)
+    if settings.optimizer == "adam":
+        return Adam(model.parameters(), lr=lr, betas=settings.betas, eps=1e-8)
+    if settings.optimizer == "sgd":
+        return SGD(model.parameters(), lr=lr)
+    raise ValueError(f"unknown optimizer {settings.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+# ----- losses -----------------------------------------------------------------------------------------
+
+
+def _mean(terms: Sequence[Value]) -> Value:
+    total = terms[0]  # left to right, as microgpt's sum(losses) (its 0 + l0 is l0)
+    for t in terms[1:]:
+        total = total + t
+    return total * (1 / len(terms))
+
+
+def name_loss(model: GPT, ids: Sequence[int]) -> Value:
+    """microgpt's loss of one name: the mean over its positions (at most block_size) of -log p(next)."""
+    n = min(model.block_size, len(ids) - 1)
+    return _mean([nll(z, ids[i + 1]) for i, z in enumerate(model(ids[:n]))])
+
+
+def _names_graph(model: GPT, rows: list[list[int]], vocab: int) -> tuple[Value, list[Value]]:
+    """The mean over `rows` (ids of names of one length) of name_loss as one batched graph, and its one-hot
+    leaves (position by position, token by token)."""
+    n = min(model.block_size, len(rows[0]) - 1)
+    cols = [one_hot([r[i] for r in rows], vocab) for i in range(n + 1)]
+    loss = _mean([nll(z, cols[i + 1]) for i, z in enumerate(model(cols[:n]))]).sum() * (1 / len(rows))
+    return loss, [v for col in cols for v in col]
+
+
+def _context_graph(model: ContextModel, X: Sequence[Sequence[int]],
+                   Y: Sequence[int]) -> tuple[Value, list[Value]]:
+    """context_loss as one batched graph, and its one-hot leaves (context column by column, then Y)."""
+    cols = [one_hot(c, model.vocab_size) for c in np.asarray(X).T.tolist()]
+    target = one_hot(Y, model.vocab_size)
+    return nll(model(cols), target).mean(), [v for col in cols for v in col] + target
+
+
+def context_loss(model: ContextModel, X: Sequence[Sequence[int]], Y: Sequence[int], batched: bool) -> Value:
+    """The mean of -log p(Y[i] | X[i]) over the examples: one graph per example, or one over the batch."""
+    if batched:
+        return _context_graph(model, X, Y)[0]
+    return _mean([nll(model(list(x)), y) for x, y in zip(X, Y, strict=True)])
+
+
+# ----- one training pass per mode: forward and backward on a batch, returning the loss --------------------
+
+
+class _Compiled:
+    """The batched graph of one shape, captured once: later batches of that shape replay it with their
+    tokens written into the one-hot leaves (a program reads its leaves' data at every run)."""
+
+    def __init__(self, build: Callable[[], tuple[Value, list[Value]]]) -> None:
+        self.build = build
+        self.program: Program | None = None
+        self.leaves: list[Value] = []
+
+    def __call__(self, onehots: list[Any]) -> float:
+        if self.program is None:
+            root, self.leaves = self.build()
+            self.program = compile(root)
+        for leaf, data in zip(self.leaves, onehots, strict=True):
+            leaf.data = data
+        try:
+            return self.program()
+        except ArithmeticError:
+            # NOTE: the max shift of each softmax is a constant captured with the first batch; on far larger
+            # logits its exp can overflow. Capture again from today's batch; a second overflow is real.
+            self.program = None
+            return self(onehots)
+
+
+def _onehot_arrays(ids: Sequence[int], vocab: int) -> list[Any]:
+    a = np.asarray(ids)
+    return [(a == i).astype(np.float64) for i in range(vocab)]
+
+
+class _Trainer:
+    """Draws each step's batch from the training words and runs the pass `mode` says."""
+
+    def __init__(self, model: NamesModel, words: Sequence[str], tok: CharTokenizer, batch: int, mode: str,
+                 rng: random.Random) -> None:
+        self.model, self.tok, self.batch, self.mode, self.rng = model, tok, batch, mode, rng
+        self.programs: dict[Any, _Compiled] = {}
+        if isinstance(model, GPT):
+            self.names = [tok.encode(w) for w in words]
+            self.by_length: dict[int, list[list[int]]] = {}
+            for ids in self.names:
+                self.by_length.setdefault(min(len(ids), model.block_size + 1), []).append(ids)
+        else:
+            self.X, self.Y = contexts(words, tok, model.block_size)
+
+    def step(self, k: int) -> float:
+        """Forward and backward on step k's batch (grads are added into the parameters); the loss."""
+        if isinstance(self.model, GPT):
+            return self._gpt_step(self.model, k)
+        picks = [self.rng.randrange(len(self.Y)) for _ in range(self.batch)]
+        X, Y = [self.X[i] for i in picks], [self.Y[i] for i in picks]
+        if self.mode == "compiled":
+            vocab, model = self.tok.vocab_size, self.model
+            return self._compiled(("ctx",), lambda: _context_graph(model, X, Y),
+                                  [a for col in np.asarray(X).T for a in _onehot_arrays(col, vocab)]
+                                  + _onehot_arrays(Y, vocab))
+        return self._backward(context_loss(self.model, X, Y, batched=self.mode == "batched"))
+
+    def _gpt_step(self, model: GPT, k: int) -> float:
+        if self.batch == 1:  # microgpt: the names in order, one per step
+            rows = [self.names[k % len(self.names)]]
+        else:  # a random name's length, then `batch` names of that length
+            same = self.by_length[min(len(self.rng.choice(self.names)), model.block_size + 1)]
+            rows = [self.rng.choice(same) for _ in range(self.batch)]
+        if self.mode == "eager":
+            return self._backward(_mean([name_loss(model, r) for r in rows]))
+        n = min(model.block_size, len(rows[0]) - 1)
+        rows = [r[: n + 1] for r in rows]
+        if self.mode == "batched":
+            return self._backward(_names_graph(model, rows, self.tok.vocab_size)[0])
+        return self._compiled(("gpt", n), lambda: _names_graph(model, rows, self.tok.vocab_size),
+                              [a for i in range(n + 1)
+                               for a in _onehot_arrays([r[i] for r in rows], self.tok.vocab_size)])
+
+    def _backward(self, loss: Value) -> float:
+        loss.backward()
+        return float(loss.data)
+
+    def _compiled(self, shape: Any, build: Callable[[], tuple[Value, list[Value]]], data: list[Any]) -> float:
+        program = self.programs.get(shape)
+        if program is None:
+            program = self.programs[shape] = _Compiled(build)
+        return program(data)
+
+
+@dataclass
+class History:
+    """Per step: the training loss and its wall time in seconds; per evaluation: (step, val loss)."""
+
+    loss: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    val: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _check_count(name: str, n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return n
+
+
+def train(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, *, steps: int, batch: int = 1,
+          mode: str = "eager", optimizer: Optimizer | None = None, rng: random.Random | None = None,
+          val_words: Sequence[str] = (), eval_every: int = 0,
+          on_step: Callable[[int, float, float], object] | None = None,
+          on_eval: Callable[[int, float], object] | None = None) -> History:
+    """Train `model` on `words` for `steps` steps of `batch` examples (see the module's docstring).
+
+    `optimizer` defaults to Adam at 0.01 decaying to 0. `rng` draws the minibatches (a fresh
+    random.Random(0) if None: never the global one). With `val_words` and `eval_every` = k, the val loss
+    is measured every k steps and after the last. `on_step(step, loss, seconds)` follows each update,
+    `on_eval(step, val_loss)` each evaluation. Raises `Diverged` if the loss stops being a finite number."""
+    _check_count("steps", steps)
+    _check_count("batch", batch)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if not words:
+        raise ValueError("train needs at least one word")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+    opt = optimizer or new_optimizer(model, Settings(steps, batch, mode, "adam", 0.01))
+    trainer = _Trainer(model, words, tokenizer, batch, mode, rng or random.Random(0))
+    history = History()
+    for k in range(steps):
+        start = time.perf_counter()
+        opt.zero_grad()
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss = trainer.step(k)
+            opt.step()
+        except (ArithmeticError, ValueError) as err:
+            raise Diverged(k, str(err).splitlines()[0][:200]) from None
+        if not math.isfinite(loss):
+            raise Diverged(k, f"the loss is {loss}")
+        history.loss.append(loss)
+        history.seconds.append(time.perf_counter() - start)
+        if on_step is not None:
+            on_step(k, loss, history.seconds[-1])
+        if val_words and eval_every and ((k + 1) % eval_every == 0 or k + 1 == steps):
+            history.val.append((k + 1, evaluate(model, val_words, tokenizer)))
+            if on_eval is not None:
+                on_eval(*history.val[-1])
+    return history
+
+
+# ----- evaluation and sampling ----------------------------------------------------------------------------
+
+
+def evaluate(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, chunk: int = 4096) -> float:
+    """The mean of -log p(next) over every character prediction in `words` (makemore's split loss), in
+    nats, computed in batches (no graph recorded)."""
+    if not words:
+        raise ValueError("evaluate needs at least one word")
+    total, count = 0.0, 0
+    vocab = tokenizer.vocab_size
+    with no_grad(), np.errstate(over="ignore"):
+        if isinstance(model, GPT):
+            groups: dict[int, list[list[int]]] = {}
+            for w in words:
+                ids = tokenizer.encode(w)[: model.block_size + 1]
+                groups.setdefault(len(ids), []).append(ids)
+            for rows in groups.values():
+                n = len(rows[0]) - 1
+                for s in range(0, len(rows), chunk):
+                    part = rows[s : s + chunk]
+                    cols = [one_hot([r[i] for r in part], vocab) for i in range(n + 1)]
+                    for i, z in enumerate(model(cols[:n])):
+                        total += float(np.sum(nll(z, cols[i + 1]).data))
+                    count += n * len(part)
+        else:
+            X, Y = contexts(words, tokenizer, model.block_size)
+            for s in range(0, len(Y), chunk):
+                xs, ys = X[s : s + chunk], Y[s : s + chunk]
+                cols = [one_hot(c, vocab) for c in np.asarray(xs).T.tolist()]
+                total += float(np.sum(nll(model(cols), one_hot(ys, vocab)).data))
+                count += len(ys)
+    return total / count
+
+
+def next_probabilities(logits: Sequence[Value], temperature: float) -> list[float]:
+    """softmax(logits / temperature) as floats: below 1 sharper (likelier characters more so), above 1
+    flatter."""
+    if not (isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    return [float(p.data) for p in softmax([z / temperature for z in logits])]
+
+
+def sample(model: NamesModel, tokenizer: CharTokenizer, rng: random.Random, temperature: float = 1.0,
+           max_length: int = 50) -> str:
+    """A new name: from the boundary token, draw each next character from the model's probabilities
+    (`rng.choices`, as microgpt) until the boundary comes out again (or the GPT's block is full)."""
+    choices = range(tokenizer.vocab_size)
+    out: list[int] = []
+    with no_grad():
+        if isinstance(model, GPT):
+            caches, token = model.new_caches(), tokenizer.bos
+            for pos in range(model.block_size):
+                logits = model.step(token, pos, caches)
+                token = rng.choices(choices, next_probabilities(logits, temperature))[0]
+                if token == tokenizer.bos:
+                    break
+                out.append(token)
+        else:
+            window: list[Token] = [tokenizer.bos] * model.block_size
+            for _ in range(max_length):
+                token = rng.choices(choices, next_probabilities(model(window), temperature))[0]
+                if token == tokenizer.bos:
+                    break
+                out.append(token)
+                window = [*window[1:], token]
+    return tokenizer.decode(out)
+
+
+def attention(model: GPT, tokenizer: CharTokenizer, word: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The attention weights the GPT gives while reading `word`: an array [layer, head, position, position]
+    whose row p holds how much position p looks at each earlier position (0 above the diagonal)."""
+    ids = tokenizer.encode(word)[: model.block_size]
+    n = len(ids)
+    out = np.zeros((model.n_layer, model.n_head, n, n))
+    caches = model.new_caches()
+    with no_grad():
+        for pos, token in enumerate(ids):
+            model.step(token, pos, caches)
+            for layer, heads in enumerate(model.attention()):
+                for head, weights in enumerate(heads):
+                    out[layer, head, pos, : pos + 1] = [float(w.data) for w in weights]
+    return out
+
+
+def microgpt(steps: int = MICROGPT.steps) -> tuple[GPT, CharTokenizer, list[str], Optimizer, random.Random]:
+    """microgpt's setup, draw for draw: random.Random(42) shuffles all the names, then draws the GPT's
+    weights; the tokenizer is the names' letters plus BOS. Returns the model, the tokenizer, the shuffled
+    names (the training order), Adam as microgpt's over `steps`, and the generator (sampling continues it).
+    `train(model, names, tok, steps=steps, optimizer=opt)` then gives microgpt's losses."""
+    from chainrule.data import names
+
+    docs = names()
+    rng = random.Random(42)
+    rng.shuffle(docs)
+    tok = CharTokenizer.from_words(docs)
+    model = GPT(tok.vocab_size, rng=rng)
+    settings = Settings(steps, MICROGPT.batch, MICROGPT.mode, MICROGPT.optimizer, MICROGPT.lr, MICROGPT.betas)
+    return model, tok, docs, new_optimizer(model, settings), rng
