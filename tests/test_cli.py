@@ -666,3 +666,162 @@ def test_demo_piped_into_head(tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[1] == "step 0 loss 0.8958441028683222, accuracy 50.0%"
     assert len(proc.stdout.splitlines()) == 2
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr
+
+
+# ----- names: makemore's and microgpt's character models -------------------------------------------------
+MICROGPT_FIRST = [3.3659669475848504, 3.4242727838717717, 3.1775778689839966]
+
+
+def _log(path: Path) -> list[dict[str, float]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def microgpt_cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, float]], Path]:
+    out = tmp_path_factory.mktemp("microgpt")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        code = cli.main(["names", "--preset", "microgpt", "--steps", "20", "--out", str(out / "run"),
+                         "--log-json", str(out / "log.jsonl"), "--sample", "5"])
+    assert code == 0
+    return stdout.getvalue(), _log(out / "log.jsonl"), out / "run"
+
+
+NamesRun = tuple[str, list[dict[str, float]], Path]
+
+
+def test_names_preset_reproduces_microgpts_losses(microgpt_cli: NamesRun) -> None:
+    out, log, _ = microgpt_cli
+    steps = [r for r in log if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 21))
+    assert [r["loss"] for r in steps[:3]] == pytest.approx(MICROGPT_FIRST, abs=1e-12)
+    assert "step    1 /   20 | loss 3.3660" in out  # microgpt's own line
+    assert all(r["seconds"] > 0 for r in steps)
+    assert out.count("sample ") == 5 and "samples at temperature 0.5" in out
+
+
+def test_names_log_json_has_every_step_each_evaluation_and_the_final_val_loss(
+        microgpt_cli: tuple[str, list[dict[str, float]], Path]) -> None:
+    _, log, _ = microgpt_cli
+    evals = [r for r in log if "val_loss" in r and "step" in r]
+    assert [r["step"] for r in evals] == list(range(2, 21, 2))
+    assert set(log[-1]) == {"val_loss"} and log[-1]["val_loss"] == evals[-1]["val_loss"]
+    assert 2.0 < log[-1]["val_loss"] < 3.3
+
+
+def test_names_writes_the_pictures_and_the_model(microgpt_cli: NamesRun) -> None:
+    _, _, folder = microgpt_cli
+    assert sorted(p.name for p in folder.iterdir()) == ["attention.png", "embeddings.png", "loss.png",
+                                                        "model.json"]
+    _assert_real_image(folder / "loss.png", (1080, 600))
+    _assert_real_image(folder / "embeddings.png", (840, 780))
+    assert png_size(folder / "attention.png")[0] > 1000
+    assert load(folder / "model.json").config()["type"] == "GPT"
+
+
+def test_names_load_samples_from_a_saved_model(capsys: pytest.CaptureFixture[str],
+                                              microgpt_cli: tuple[str, list[dict[str, float]], Path]) -> None:
+    code, out, _ = _run(capsys, "names", "--load", str(microgpt_cli[2] / "model.json"), "--sample", "3",
+                        "--temperature", "0.5")
+    assert code == 0
+    assert out.startswith("GPT(1 layer, n_embd 16") and "val loss" in out
+    assert len([line for line in out.splitlines() if line.startswith("sample ")]) == 3
+    assert _run(capsys, "names", "--load", str(microgpt_cli[2] / "model.json"), "--sample", "3",
+                "--temperature", "0.5")[1] == out  # same seed, same samples
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp", "gpt"])
+def test_names_same_seed_same_losses_and_samples(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                  model: str) -> None:
+    argv = ["names", "--model", model, "--steps", "4", "--batch", "16", "--sample", "4", "--no-progress",
+            "--eval-every", "0"]
+    first = _run(capsys, *argv, "--out", str(tmp_path / "a"))
+    second = _run(capsys, *argv, "--out", str(tmp_path / "b"))
+    assert first[0] == second[0] == 0
+    strip = lambda out: [line for line in out.splitlines() if " in " not in line and "wrote" not in line]
+    assert strip(first[1]) == strip(second[1])
+    other = _run(capsys, *argv, "--seed", "7", "--out", str(tmp_path / "c"))
+    assert strip(other[1]) != strip(first[1])
+
+
+def test_names_modes_give_the_same_losses(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    logs = []
+    for mode in ("eager", "batched", "compiled"):
+        path = tmp_path / f"{mode}.jsonl"
+        code, _, _ = _run(capsys, "names", "--model", "mlp", "--steps", "3", "--batch", "8", "--mode", mode,
+                          "--out", str(tmp_path / mode), "--log-json", str(path), "--no-progress")
+        assert code == 0
+        logs.append([r["loss"] for r in _log(path) if "loss" in r])
+    assert logs[1] == pytest.approx(logs[0], rel=1e-12) and logs[2] == pytest.approx(logs[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp"])
+def test_names_explorer_draws_one_prediction(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                             model: str) -> None:
+    code, out, _ = _run(capsys, "names", "--model", model, "--steps", "2", "--batch", "8", "--explorer",
+                        "--out", str(tmp_path), "--no-progress")
+    assert code == 0 and f"wrote {tmp_path / 'explorer.html'}" in out
+    page = (tmp_path / "explorer.html").read_text()
+    assert "-log p(" in page and ("fc1 + tanh" in page) == (model == "mlp")
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--model", "rnn"], "--model: choose one of bigram, mlp, gpt, got 'rnn'"),
+    (["--temperature", "0"], "argument --temperature: expected a temperature > 0"),
+    (["--temperature", "-0.5"], "argument --temperature: expected a temperature > 0"),
+    (["--temperature", "nan"], "argument --temperature: expected a temperature > 0"),
+    (["--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+    (["--block", "0"], "--block: expected a positive integer, got 0"),
+    (["--model", "bigram", "--block", "2"], "(a bigram reads 1)"),
+    (["--mode", "lazy"], "--mode: choose one of eager, batched, compiled"),
+    (["--sample", "0"], "--sample: expected a positive integer, got 0"),
+    (["--eval-every", "-1"], "--eval-every: expected a number >= 0"),
+    (["--preset", "microgpt", "--model", "mlp"], "--preset microgpt trains a gpt"),
+    (["--model", "gpt", "--explorer"], "--explorer draws one prediction of a bigram or mlp"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
+])
+def test_names_bad_arguments_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     argv: list[str], words: str) -> None:
+    code, out, err = _run(capsys, "names", *argv, "--out", str(tmp_path / "out"))
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and words in err and err.startswith("chainrule names: error:")
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "no such file"),
+    (b"\x89PNG\r\n", "not a text file"),
+    (b'{"format": "chainrule-model", "version": 1', "not valid JSON"),
+    (b'{"format": "pickle"}', "not a chainrule model"),
+])
+def test_names_a_bad_load_file_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                      content: bytes | None, words: str) -> None:
+    path = tmp_path / "model.json"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = _run(capsys, "names", "--load", str(path))
+    assert code == 1 and out == "" and len(err.splitlines()) == 1 and words in err
+
+
+def test_names_load_refuses_a_classifier(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         demo_run: tuple[int, str, Path]) -> None:
+    folder = next(p for p in demo_run if isinstance(p, Path))
+    code, _, err = _run(capsys, "names", "--load", str(folder / "model.json"))
+    assert code == 1 and "not a model of names" in err
+
+
+def test_names_piped_and_into_a_closed_pipe(tmp_path: Path) -> None:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    argv = [sys.executable, "-m", "chainrule", "names", "--model", "bigram", "--steps", "10", "--batch", "64",
+            "--out", str(tmp_path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [f"training: {k}/10 steps ({k * 10}%)" for k in range(1, 11)]
+    closed = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert closed.stdout is not None and closed.stderr is not None
+    closed.stdout.close()
+    err = closed.stderr.read().decode()
+    assert closed.wait(timeout=120) == cli.EXIT_PIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -1,5 +1,6 @@
-"""The `chainrule` command (also `python -m chainrule`): demo, train, tour, graph. The only module that reads
-argv or prints; the work is done by chainrule.train, .viz.plots, .seeds, .expr and .viz.render.
+"""The `chainrule` command (also `python -m chainrule`): demo, train, names, tour, graph. The only module
+that reads argv or prints; the work is done by chainrule.train, .makemore, .viz.plots, .seeds, .expr and
+.viz.render.
 
 Each subcommand is an `_add_<name>_parser` function (its options) and a `_cmd_<name>` function (call the
 library, print). Bad arguments raise `_UsageError`, the library's ValueError on them too (`_refused`): one
@@ -308,6 +309,196 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----- names: the character models of makemore and microgpt -------------------------------------------
+_temperature = _typed(float, lambda x: 0 < x < math.inf, "a temperature > 0 (1 samples the model as it is, "
+                                                        "lower is more conservative)")
+
+
+def _add_names_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "names", help="train a character model of names (bigram, MLP, GPT) and sample new names",
+        description="Train makemore's bigram or MLP, or microgpt's GPT, on the 32,033 names shipped with "
+                    "chainrule (80/10/10 split, seeded), print samples, write loss.png, embeddings.png, "
+                    "attention.png (GPT) and model.json into --out. --preset microgpt runs microgpt's exact "
+                    "setup (its seed, order of draws, Adam, 1000 steps of one name): its losses, step by "
+                    "step. --load FILE samples from a saved model instead of training.")
+    p.add_argument("--preset", choices=["microgpt"], default=None,
+                   help="microgpt: its model and seed, eager, one name per step, temperature 0.5")
+    p.add_argument("--model", default=None, metavar="KIND", help="bigram, mlp or gpt (default gpt)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="training steps (default per model)")
+    p.add_argument("--batch", type=_positive_int, default=None,
+                   help="examples per step: contexts (bigram, mlp) or names of one length (gpt)")
+    p.add_argument("--block", type=int, default=None,
+                   help="context length: mlp's characters read (default 3), gpt's block size (default 16)")
+    p.add_argument("--mode", default=None, help="eager, batched or compiled (default per model)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None, help="default adam")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="starting learning rate, decaying linearly to 0 (default per model)")
+    p.add_argument("--seed", type=_seed, default=42, help="seeds the split, the weights, batches, samples")
+    p.add_argument("--sample", type=int, default=None, metavar="K", help="names to sample (default 10)")
+    p.add_argument("--temperature", type=_temperature, default=None, help="sampling temperature (default 1)")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="val loss every N steps (default: 10 times per run; 0: only at the end)")
+    p.add_argument("--load", type=Path, default=None, metavar="FILE", help="sample from a saved model")
+    p.add_argument("--log-json", type=Path, default=None, metavar="FILE",
+                   help="one JSON object per line: each step (step, loss, seconds), each val_loss, the final")
+    p.add_argument("--out", type=Path, default=Path("chainrule-out"), metavar="DIR",
+                   help="folder for the PNGs and model.json (default: chainrule-out)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
+    p.add_argument("--explorer", action="store_true",
+                   help="also write explorer.html: backprop through one prediction (bigram, mlp)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    p.set_defaults(func=_cmd_names)
+
+
+def _names_settings(args: argparse.Namespace) -> tuple[str, Any]:
+    """The model kind and its Settings: the defaults, the preset's, then what was typed."""
+    from chainrule.makemore import DEFAULTS, MICROGPT, MODELS, MODES, Settings
+
+    if args.preset and args.model not in (None, "gpt"):
+        raise _UsageError(f"--preset microgpt trains a gpt, not --model {args.model}")
+    kind = args.model or "gpt"
+    if kind not in MODELS:
+        raise _UsageError(f"--model: choose one of {', '.join(MODELS)}, got {kind!r}")
+    base = MICROGPT if args.preset else DEFAULTS[kind]
+    mode = args.mode or base.mode
+    if mode not in MODES:
+        raise _UsageError(f"--mode: choose one of {', '.join(MODES)}, got {mode!r}")
+    if args.block is not None and (args.block < 1 or (kind == "bigram" and args.block != 1)):
+        why = " (a bigram reads 1)" if kind == "bigram" else ""
+        raise _UsageError(f"--block: expected a positive integer{why}, got {args.block}")
+    if args.preset and args.block not in (None, 16):
+        raise _UsageError("--preset microgpt has microgpt's block size, 16")
+    for name in ("sample", "eval_every"):
+        if getattr(args, name) is not None and getattr(args, name) < (0 if name == "eval_every" else 1):
+            raise _UsageError(f"--{name.replace('_', '-')}: expected a "
+                              f"{'number >= 0' if name == 'eval_every' else 'positive integer'}, "
+                              f"got {getattr(args, name)}")
+    return kind, Settings(args.steps or base.steps, args.batch or base.batch, mode,
+                          args.optimizer or base.optimizer, args.lr or base.lr, base.betas)
+
+
+def _names_model(kind: str, block: int | None, vocab: int, rng: Any) -> Any:
+    from chainrule.lm import GPT, CharMLP
+    from chainrule.makemore import new_model
+
+    if block is None or kind == "bigram":
+        return new_model(kind, vocab, rng)
+    if kind == "mlp":
+        return CharMLP(vocab, block_size=block, rng=rng)
+    return GPT(vocab, block_size=block, rng=rng)
+
+
+def _cmd_names(args: argparse.Namespace) -> int:
+    import json
+    import random
+
+    from chainrule import data, makemore, text
+    from chainrule.serialize import ModelFileError, load
+    from chainrule.train import Diverged
+    from chainrule.viz import GraphTooLargeError
+    from chainrule.viz.plots import FolderInUseError, prepare_folder, save_names_run
+
+    words = data.names()
+    tok = text.CharTokenizer.from_words(words)
+    train_words, val_words, _ = text.split(words, seed=args.seed)
+    temperature = args.temperature or (0.5 if args.preset else 1.0)
+    k_samples = args.sample or (20 if args.preset else 10)
+    rng = random.Random(args.seed)
+    if args.load is not None:
+        try:
+            model = load(args.load)
+        except FileNotFoundError:
+            raise _Failed(f"--load: no such file: {args.load}") from None
+        except (ModelFileError, OSError) as err:
+            raise _Failed(f"--load: {err}") from None
+        if not isinstance(model, makemore.NamesModel):
+            raise _Failed(f"--load: {args.load} holds {model!r}, not a model of names (bigram, mlp, gpt)")
+        if model.vocab_size != tok.vocab_size:
+            raise _Failed(f"--load: {args.load} reads {model.vocab_size} tokens, names have {tok.vocab_size}")
+        print(f"{model} from {args.load}: val loss {makemore.evaluate(model, val_words, tok):.4f}")
+        for i in range(k_samples):
+            print(f"sample {i + 1:2d}: {makemore.sample(model, tok, rng, temperature)}")
+        return EXIT_OK
+
+    kind, settings = _names_settings(args)
+    with _refused("--out "):
+        try:
+            prepare_folder(args.out, force=args.force)
+        except FolderInUseError as err:
+            raise ValueError(f"{err}: pick an empty or new folder, or --force") from None
+    if args.explorer and kind == "gpt":
+        raise _UsageError("--explorer draws one prediction of a bigram or mlp; a GPT step is too large")
+    if args.preset:
+        model, tok, train_words, optimizer, rng = makemore.microgpt(settings.steps)
+        if (settings.optimizer, settings.lr) != (makemore.MICROGPT.optimizer, makemore.MICROGPT.lr):
+            optimizer = makemore.new_optimizer(model, settings)
+    else:
+        model = _names_model(kind, args.block, tok.vocab_size, rng)
+        optimizer = makemore.new_optimizer(model, settings)
+    every = args.eval_every if args.eval_every is not None else max(1, settings.steps // 10)
+    source = "microgpt's shuffled names" if args.preset else f"{len(train_words):,} training names"
+    print(f"{model} on {source}, {settings.mode} mode, batch {settings.batch}, {settings.optimizer} "
+          f"lr {settings.lr} for {settings.steps} steps")
+    log = None
+    if args.log_json is not None:
+        try:
+            log = args.log_json.open("w", encoding="utf-8")
+        except OSError as err:
+            raise _Failed(f"--log-json: cannot write {args.log_json}: {err.strerror or err}") from None
+
+    def write(record: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+
+    show, steps = not args.no_progress, settings.steps
+    lines = 1 if args.preset else max(1, steps // 20)  # microgpt prints every step
+
+    def on_step(k: int, loss: float, seconds: float) -> None:
+        write({"step": k + 1, "loss": loss, "seconds": seconds})
+        if k % lines == 0 or k == steps - 1:
+            print(f"step {k + 1:4d} / {steps:4d} | loss {loss:.4f}", flush=True)
+        if show and (k + 1) * 10 // steps > k * 10 // steps:
+            print(f"training: {k + 1}/{steps} steps ({(k + 1) * 100 // steps}%)", file=sys.stderr,
+                  flush=True)
+
+    def on_eval(k: int, val: float) -> None:
+        write({"step": k, "val_loss": val})
+        print(f"step {k:4d} / {steps:4d} | val loss {val:.4f}", flush=True)
+
+    start, gc_was_enabled = time.perf_counter(), gc.isenabled()
+    gc.disable()  # as `train`: the graphs have no cycles, the collector would only rescan them
+    try:
+        history = makemore.train(model, train_words, tok, steps=steps, batch=settings.batch,
+                                 mode=settings.mode, optimizer=optimizer, rng=random.Random(args.seed + 1),
+                                 val_words=val_words, eval_every=every, on_step=on_step, on_eval=on_eval)
+    except Diverged as err:
+        raise _Failed(f"{err}; try a smaller --lr") from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    final = history.val[-1][1] if history.val else makemore.evaluate(model, val_words, tok)
+    write({"val_loss": final})
+    if log is not None:
+        log.close()
+    print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s: val loss {final:.4f}")
+    print(f"--- {k_samples} samples at temperature {temperature} ---")
+    samples = [makemore.sample(model, tok, rng, temperature) for _ in range(k_samples)]
+    for i, name in enumerate(samples):
+        print(f"sample {i + 1:2d}: {name}")
+    word = next((s for s in samples if s), "emma")
+    try:
+        written = save_names_run(model, tok, history, args.out, word=word, explorer=args.explorer,
+                                 title=f"{kind}{' (microgpt)' if args.preset else ''}")
+    except OSError as err:
+        raise _Failed(f"cannot write to {args.out}: {err.strerror or err}") from None
+    except GraphTooLargeError as err:
+        raise _Failed(f"explorer.html: {err}") from None
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 # ----- main -------------------------------------------------------------------------------------------
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="A scalar autograd engine to learn backpropagation with.")
@@ -315,7 +506,8 @@ def _build_parser() -> argparse.ArgumentParser:
     # Subparsers are made by type(parser), so they are _Parsers too (one-line errors).
     subparsers = cast("_SubParsers[argparse.ArgumentParser]",
                       parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    for add in (_add_demo_parser, _add_train_parser, _add_tour_parser, _add_graph_parser):  # --help's order
+    for add in (_add_demo_parser, _add_train_parser, _add_names_parser, _add_tour_parser,
+                _add_graph_parser):  # --help's order
         add(subparsers)
     return parser
 

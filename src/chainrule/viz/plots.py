@@ -1,6 +1,8 @@
 """Pictures of a training run: the decision boundary of a classifier, its loss and accuracy curves, and the
 backprop explorer of the trained model on one training point; `save_run` writes them and the model into a
-folder, as `chainrule demo` and `train` do.
+folder, as `chainrule demo` and `train` do. For the character models of names: `names_curves` (train and
+val loss), `attention_maps` (a GPT's heads on one name), `embedding_map` (makemore's 2-D picture of the
+characters), `explore_prediction`; `save_names_run` writes them, as `chainrule names` does.
 
     from chainrule.viz.plots import decision_boundary, training_curves
     decision_boundary(model, X, y)            # a matplotlib Figure: shows in Jupyter, .savefig(path) to keep
@@ -25,9 +27,13 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from chainrule import serialize
+from chainrule.lm import GPT, Bigram, CharMLP, nll
+from chainrule.makemore import History as NamesHistory
+from chainrule.makemore import NamesModel, attention
 from chainrule.nn import MLP
+from chainrule.text import CharTokenizer
 from chainrule.train import History, Task, class_scores, margins
-from chainrule.viz.dot import GraphTooLargeError
+from chainrule.viz.dot import GraphTooLargeError, Group
 from chainrule.viz.model import trace_model
 from chainrule.viz.render import render
 
@@ -148,7 +154,7 @@ def prepare_folder(folder: str | Path, *, force: bool = False) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} exists and is not a folder")
-    foreign = sorted(set(os.listdir(folder)) - set(OUTPUTS)) if folder.is_dir() else []
+    foreign = sorted(set(os.listdir(folder)) - set(OUTPUTS) - set(NAMES_OUTPUTS)) if folder.is_dir() else []
     if foreign and not force:
         raise FolderInUseError(f"{folder} holds files chainrule did not write ({', '.join(foreign[:3])}"
                                f"{', ...' if len(foreign) > 3 else ''})")
@@ -178,4 +184,122 @@ def save_run(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.ArrayLike, his
     serialize.save(model, paths[2])  # through the module, so that a test can stand in for a full disk
     if explorer:
         explore_training_point(model, X, y, loss, paths[3])
+    return paths
+
+
+# ----- character models of names (chainrule.makemore) ------------------------------------------------------
+# What save_names_run writes (the attention picture for a GPT, the explorer when asked).
+NAMES_OUTPUTS = ("loss.png", "embeddings.png", "attention.png", "model.json", "explorer.html")
+
+
+def names_curves(history: NamesHistory, *, title: str = "") -> Figure:
+    """The training loss of every step (faint) and its running mean, and the val loss at each evaluation."""
+    if not history.loss:
+        raise ValueError("names_curves needs a history of at least one step")
+    fig = Figure(figsize=(7.2, 4.0), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    steps = np.arange(1, len(history.loss) + 1)
+    ax.plot(steps, history.loss, color="tab:red", alpha=0.25, lw=0.8, label="train (each step)")
+    window = max(1, len(history.loss) // 50)
+    smooth = np.convolve(history.loss, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1 :], smooth, color="tab:red", label=f"train (mean of {window})")
+    if history.val:
+        ks, vs = zip(*history.val, strict=True)
+        ax.plot(ks, vs, "o-", color="tab:blue", label=f"val (last {vs[-1]:.4f})")
+    ax.set(xlabel="step", ylabel="loss: mean -log p(next character), nats", title=title or "loss")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    return fig
+
+
+def attention_maps(weights: npt.ArrayLike, tokens: Sequence[str], *, title: str = "") -> Figure:
+    """Each head's attention weights (`chainrule.makemore.attention`: [layer, head, position, position]):
+    row p is how much the prediction after `tokens[p]` looks at each earlier character."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 4 or w.shape[2] != w.shape[3] or w.shape[2] != len(tokens):
+        raise ValueError(f"attention weights of shape [layer, head, n, n] for {len(tokens)} tokens, "
+                         f"got {w.shape}")
+    layers, heads, n, _ = w.shape
+    fig = Figure(figsize=(2.4 * heads + 0.8, 2.5 * layers + 0.6), dpi=DPI, layout="constrained")
+    axes = np.asarray(fig.subplots(layers, heads, squeeze=False))
+    for (layer, head), ax in np.ndenumerate(axes):
+        image = ax.imshow(w[layer, head], vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(n), tokens)
+        ax.set_yticks(range(n), tokens)
+        ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
+    fig.suptitle(title or "attention: row = position reading, column = position read")
+    return fig
+
+
+def embedding_map(table: Sequence[Sequence[float]], symbols: Sequence[str], *, title: str = "") -> Figure:
+    """makemore's picture of learned character embeddings: each character at its first two principal
+    components (its first two dimensions when there are only two), so similar characters sit together."""
+    E = np.asarray(table, dtype=np.float64)
+    if E.ndim != 2 or len(E) != len(symbols) or E.shape[1] < 2:
+        raise ValueError(f"an embedding table of {len(symbols)} rows of at least 2 numbers, got {E.shape}")
+    centred = E - E.mean(axis=0)
+    if E.shape[1] == 2:
+        xy, what = centred, ("dimension 0", "dimension 1")
+    else:
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        share = s**2 / np.sum(s**2)
+        xy = centred @ vt[:2].T
+        what = (f"PC 1 ({share[0]:.0%} of the variance)", f"PC 2 ({share[1]:.0%})")
+    fig = Figure(figsize=(5.6, 5.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(xy[:, 0], xy[:, 1], s=260, color="tab:blue", alpha=0.25)
+    for (x, y), symbol in zip(xy, symbols, strict=True):
+        ax.text(x, y, symbol, ha="center", va="center", fontsize=11)
+    ax.set(xlabel=what[0], ylabel=what[1], title=title or "character embeddings")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def explore_prediction(model: Bigram | CharMLP, tokenizer: CharTokenizer, context: Sequence[int], target: int,
+                       path: str | Path) -> Path:
+    """Write the backprop explorer (.html) of one prediction: `model` reads `context` (token ids), the loss
+    is -log p(target). Grouped by layer (the hidden units, the logits, the loss) so it can be drawn."""
+    ctx = [int(t) for t in context]
+    logits = model(ctx)
+    loss = nll(logits, target)
+    loss.label = "loss"
+    shown = "".join(tokenizer.symbol(t) for t in ctx)
+    title = f"{model}: -log p({tokenizer.symbol(target)!r} | {shown!r})"
+    groups: list[Group] = [Group("softmax + nll", (loss,), tuple(logits))]
+    if isinstance(model, CharMLP):
+        x = [e for t in ctx for e in model.emb.weight[t]]
+        hidden = [v for v in logits[0].parents if v.op == "tanh"]  # fc2 reads (b, w..., tanh...)
+        groups = [Group("fc1 + tanh (hidden)", tuple(hidden), tuple(x)),
+                  Group("fc2 (logits)", tuple(logits), tuple(hidden)), *groups]
+    loss.backward()
+    return render(loss, path, params=model.parameters(), groups=groups, title=title)
+
+
+def save_names_run(model: NamesModel, tokenizer: CharTokenizer, history: NamesHistory, folder: str | Path, *,
+                   word: str, title: str = "", explorer: bool = False) -> list[Path]:
+    """Write a names run into `folder` (check it first with `prepare_folder`): the loss curves, the character
+    embeddings, a GPT's attention on `word` (PNG), the model (JSON) and, with `explorer` (Bigram, CharMLP),
+    the explorer of the first prediction of `word`. Returns the paths written, as NAMES_OUTPUTS names them."""
+    folder = Path(folder)
+    paths = [folder / "loss.png", folder / "embeddings.png"]
+    names_curves(history, title=title).savefig(paths[0])
+    table = model.wte if isinstance(model, GPT) else model.emb if isinstance(model, CharMLP) else model.table
+    rows = [[float(p.data) for p in row] for row in table.weight]
+    symbols = [tokenizer.symbol(i) for i in range(len(rows))]
+    embedding_map(rows, symbols, title=f"{title}: character embeddings" if title else "").savefig(paths[1])
+    if isinstance(model, GPT):
+        paths.append(folder / "attention.png")
+        ids = tokenizer.encode(word)[: model.block_size]
+        attention_maps(attention(model, tokenizer, word), [tokenizer.symbol(i) for i in ids],
+                       title=f"attention reading {word!r}").savefig(paths[-1])
+    paths.append(folder / "model.json")
+    serialize.save(model, paths[-1])
+    if explorer:
+        if isinstance(model, GPT):
+            raise ValueError("the explorer draws a Bigram or MLP prediction; a GPT's graph is too large")
+        ids = tokenizer.encode(word)
+        context = [tokenizer.bos] * model.block_size
+        paths.append(explore_prediction(model, tokenizer, context, ids[1], folder / "explorer.html"))
     return paths
