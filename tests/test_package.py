@@ -98,6 +98,7 @@ def test_the_wheel_ships_every_data_file_of_the_package(dists: Dists) -> None:
     missing = sorted(_data_files() - shipped)
     assert not missing, f"{dists.wheel.name} leaves out {missing}: add them to package-data in pyproject.toml"
     assert {"chainrule/viz/explorer.js", "chainrule/viz/vendor/viz-global.js"} <= shipped
+    assert {"chainrule/datasets/names.txt", "chainrule/datasets/names.LICENSE.txt"} <= shipped
 
 
 def test_the_sdist_ships_every_data_file_of_the_package(dists: Dists) -> None:
@@ -128,6 +129,14 @@ def test_the_installed_demo_runs(venv: Path, tmp_path: Path) -> None:
     assert chainrule.load(out / "model.json").num_parameters() == 337
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out.glob("*.png"))
     assert len(list(out.glob("*.png"))) >= 2
+
+
+def test_the_installed_names_command_trains_on_the_shipped_names(venv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "names"
+    proc = _run(venv, "chainrule", "names", "--model", "bigram", "--steps", "3", "--sample", "2", "--out",
+                str(out), cwd=tmp_path)
+    assert "on 25,626 training names" in proc.stdout and proc.stdout.count("sample ") == 2
+    assert chainrule.load(out / "model.json").num_parameters() == 27 * 27
 
 
 def test_the_installed_graph_command_writes_the_explorer(venv: Path, tmp_path: Path) -> None:

@@ -228,3 +228,64 @@ def test_prepare_folder_refuses_a_file_and_a_folder_it_cannot_create(tmp_path: P
         prepare_folder(tmp_path / "taken")
     with pytest.raises(ValueError, match=r"taken/run: cannot create the folder \(Not a directory\)"):
         prepare_folder(tmp_path / "taken" / "run")
+
+
+# ----- character models of names -------------------------------------------------------------------------
+
+
+def test_names_curves_show_train_and_val() -> None:
+    from chainrule.makemore import History as NamesHistory
+    from chainrule.viz.plots import names_curves
+
+    fig = names_curves(NamesHistory(loss=[3.3, 3.0, 2.8, 2.7], seconds=[0.1] * 4, val=[(2, 2.9), (4, 2.6)]))
+    (ax,) = fig.axes
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["train (each step)", "train (mean of 1)", "val (last 2.6000)"]
+    assert list(ax.get_lines()[2].get_xdata()) == [2, 4]
+    with pytest.raises(ValueError, match="at least one step"):
+        names_curves(NamesHistory())
+
+
+def test_attention_maps_have_one_panel_per_head() -> None:
+    from chainrule.lm import GPT
+    from chainrule.makemore import attention
+    from chainrule.text import CharTokenizer
+    from chainrule.viz.plots import attention_maps
+
+    tok = CharTokenizer()
+    weights = attention(GPT(n_layer=2, rng=random.Random(0)), tok, "ava")
+    fig = attention_maps(weights, [".", "a", "v", "a", "."])
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("layer")]
+    assert len(panels) == 8 and panels[5].get_title() == "layer 1, head 1"
+    assert np.allclose(panels[0].get_images()[0].get_array(), weights[0, 0])
+    with pytest.raises(ValueError, match="for 4 tokens"):
+        attention_maps(weights, ["a", "v", "a", "."])
+
+
+def test_embedding_map_places_each_character_at_its_principal_components() -> None:
+    from chainrule.viz.plots import embedding_map
+
+    table = [[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.5, 0.0]]
+    fig = embedding_map(table, ["a", "b", "."])
+    (ax,) = fig.axes
+    positions = {t.get_text(): t.get_position() for t in ax.texts}
+    assert positions["a"][0] == pytest.approx(-positions["b"][0]) and abs(positions["a"][0]) > 0.9
+    assert "PC 1" in ax.get_xlabel()
+    two = embedding_map([[0.0, 1.0], [2.0, 3.0]], ["a", "b"])
+    assert two.axes[0].get_xlabel() == "dimension 0"
+    with pytest.raises(ValueError, match="3 rows of at least 2 numbers"):
+        embedding_map([[1.0], [2.0], [3.0]], ["a", "b", "c"])
+
+
+def test_explore_prediction_draws_the_mlp_by_layer(tmp_path: Path) -> None:
+    from chainrule.lm import CharMLP
+    from chainrule.text import CharTokenizer
+    from chainrule.viz.plots import explore_prediction
+
+    tok = CharTokenizer()
+    model = CharMLP(hidden=20, rng=random.Random(0))
+    path = explore_prediction(model, tok, [tok.bos] * 3, 4, tmp_path / "p.html")
+    page = path.read_text()
+    assert "fc1 + tanh (hidden)" in page and "fc2 (logits)" in page and "-log p('e' | '...')" in page
+    assert all(p.grad == 0.0 for row in model.emb.weight[:26] for p in row)  # only BOS's row was read
+    assert any(p.grad != 0.0 for p in model.emb.weight[tok.bos])
