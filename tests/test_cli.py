@@ -825,3 +825,13 @@ def test_names_piped_and_into_a_closed_pipe(tmp_path: Path) -> None:
     err = closed.stderr.read().decode()
     assert closed.wait(timeout=120) == cli.EXIT_PIPE
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_names_on_a_terminal_gets_the_tqdm_bar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    stdout, stderr = io.StringIO(), _Terminal()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    argv = ["names", "--model", "bigram", "--steps", "5", "--batch", "32", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert "\r" in stderr.getvalue() and "5/5" in stderr.getvalue() and "steps (" not in stderr.getvalue()
+    assert "step    5 /    5 | loss" in stdout.getvalue() and "\r" not in stdout.getvalue()

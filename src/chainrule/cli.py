@@ -453,18 +453,32 @@ def _cmd_names(args: argparse.Namespace) -> int:
 
     show, steps = not args.no_progress, settings.steps
     lines = 1 if args.preset else max(1, steps // 20)  # microgpt prints every step
+    # Progress as `train` shows it: a tqdm bar on a terminal, a plain line every 10% in a pipe or a log.
+    from tqdm import tqdm
+
+    bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr) if show and sys.stderr.isatty() \
+        else None
+
+    def say(line: str) -> None:
+        if bar:
+            bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
 
     def on_step(k: int, loss: float, seconds: float) -> None:
         write({"step": k + 1, "loss": loss, "seconds": seconds})
         if k % lines == 0 or k == steps - 1:
-            print(f"step {k + 1:4d} / {steps:4d} | loss {loss:.4f}", flush=True)
-        if show and (k + 1) * 10 // steps > k * 10 // steps:
+            say(f"step {k + 1:4d} / {steps:4d} | loss {loss:.4f}")
+        if bar:
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.update()
+        elif show and (k + 1) * 10 // steps > k * 10 // steps:
             print(f"training: {k + 1}/{steps} steps ({(k + 1) * 100 // steps}%)", file=sys.stderr,
                   flush=True)
 
     def on_eval(k: int, val: float) -> None:
         write({"step": k, "val_loss": val})
-        print(f"step {k:4d} / {steps:4d} | val loss {val:.4f}", flush=True)
+        say(f"step {k:4d} / {steps:4d} | val loss {val:.4f}")
 
     start, gc_was_enabled = time.perf_counter(), gc.isenabled()
     gc.disable()  # as `train`: the graphs have no cycles, the collector would only rescan them
@@ -475,6 +489,8 @@ def _cmd_names(args: argparse.Namespace) -> int:
     except Diverged as err:
         raise _Failed(f"{err}; try a smaller --lr") from None
     finally:
+        if bar:
+            bar.close()
         if gc_was_enabled:
             gc.enable()
     final = history.val[-1][1] if history.val else makemore.evaluate(model, val_words, tok)
