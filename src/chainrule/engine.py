@@ -85,6 +85,16 @@ def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
     forward, local = rule.forward, rule.local
 
     def unary(a: Value) -> Value:
+        if type(a) is Value and RULES[op] is rule and _mode.recording:  # the fast path, as binary's below
+            x = a.data
+            try:
+                out = forward(FLOAT_MATH, x)
+                node = _new(Value)
+                node.data, node.grad, node.label, node.op, node.parents = out, 0.0, "", op, (a,)
+                node.local_grads = local(FLOAT_MATH, out, x)
+                return node
+            except (ArithmeticError, ValueError):
+                pass  # the general path raises it again, naming the op and the Value
         return a._apply(op, (a,), (a.data,))
 
     def binary(self: Value, other: Any) -> Value:
