@@ -3,6 +3,8 @@
 Each `examples/*.py` runs as a script and each `examples/*.ipynb` runs in a Jupyter kernel (nbclient), as
 a learner would run them. The examples assert their own results (gradients agree, the loss falls, the
 moons reach 100%), so running to the end is the test; an example added to the folder is picked up here.
+CHAINRULE_FAST=1 asks the examples that train for a while (08, 09 and the makemore notebook) for a short
+run of the same story; without it, as a learner runs them, they train for their full settings.
 tests/test_notebook.py checks what the first lecture's notebook *shows*.
 """
 
@@ -20,11 +22,12 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 # The seeds' examples (see the README) and the figures they must leave behind.
 SEEDS = ["01_derivatives.py", "02_manual_backprop.py", "03_neuron.py", "04_tiny_mlp.py", "05_moons.py"]
-FIGURES = {"01_derivatives.py": "01_derivatives.png", "05_moons.py": "05_moons.png"}
+FIGURES = {"01_derivatives.py": "01_derivatives.png", "05_moons.py": "05_moons.png",
+           "08_makemore.py": "08_bigram_counts.png"}
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "MPLBACKEND": "Agg", "CHAINRULE_OUT": str(tmp_path / "out")}
+    return {**os.environ, "MPLBACKEND": "Agg", "CHAINRULE_OUT": str(tmp_path / "out"), "CHAINRULE_FAST": "1"}
 
 
 def test_the_seeds_examples_and_a_notebook_are_there() -> None:
