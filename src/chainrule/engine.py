@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numbers
 import operator
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -57,22 +57,21 @@ RULES: dict[str, Rule] = {
 }
 
 
-class _GradMode(threading.local):
-    recording = True  # false inside `no_grad()`: ops make leaves, no graph is built. One flag per thread.
-
-
-_mode = _GradMode()
+# False inside `no_grad()`: ops make leaves, no graph is built. A context variable is one flag per thread
+# (and per asyncio task); every op reads it, and `_recording()` costs half a `threading.local` attribute.
+_RECORDING = ContextVar("chainrule_recording", default=True)
+_recording = _RECORDING.get
 
 
 @contextmanager
 def no_grad(recording: bool = False) -> Iterator[None]:
     """Within this block, ops compute values only and record no graph (like `torch.no_grad`), in this
     thread. `enable_grad()` (torch's name) is `no_grad(recording=True)`: record again, inside no_grad."""
-    before, _mode.recording = _mode.recording, recording
+    token = _RECORDING.set(recording)
     try:
         yield
     finally:
-        _mode.recording = before
+        _RECORDING.reset(token)
 
 
 enable_grad = partial(no_grad, recording=True)
@@ -85,35 +84,41 @@ def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
     forward, local = rule.forward, rule.local
 
     def unary(a: Value) -> Value:
-        if type(a) is Value and RULES[op] is rule and _mode.recording:  # the fast path, as binary's below
+        if type(a) is Value and RULES[op] is rule and _recording():  # the fast path, as binary's below
             x = a.data
             try:
-                out = forward(FLOAT_MATH, x)
                 node = _new(Value)
-                node.data, node.grad, node.label, node.op, node.parents = out, 0.0, "", op, (a,)
+                node.data = out = forward(FLOAT_MATH, x)
+                node.grad, node.label, node.op, node.parents = 0.0, "", op, (a,)
                 node.local_grads = local(FLOAT_MATH, out, x)
                 return node
             except (ArithmeticError, ValueError):
                 pass  # the general path raises it again, naming the op and the Value
         return a._apply(op, (a,), (a.data,))
 
-    def binary(self: Value, other: Any) -> Value:
-        if type(other) is not Value and (other := _lift(other)) is None:
+    def binary(a: Value, b: Any) -> Value:
+        if type(b) is not Value and (b := _lift(b)) is None:
             return NotImplemented  # type: ignore[no-any-return]  # Python then raises its TypeError
-        a, b = (other, self) if reflected else (self, other)
-        if type(a) is Value and type(b) is Value and RULES[op] is rule and _mode.recording:
+        if type(a) is Value is type(b) and RULES[op] is rule and _recording():
             x, y = a.data, b.data
-            try:
-                out = forward(FLOAT_MATH, x, y)
-                node = _new(Value)  # written out, not a helper: making nodes is most of an eager step
-                node.data, node.grad, node.label, node.op, node.parents = out, 0.0, "", op, (a, b)
+            try:  # written out, not a helper: making nodes is most of an eager step. One store per
+                node = _new(Value)  # statement: a 5-field tuple unpack would build the tuple first
+                node.data = out = forward(FLOAT_MATH, x, y)
+                node.grad = 0.0
+                node.label = ""
+                node.op = op
+                node.parents = (a, b)
                 node.local_grads = local(FLOAT_MATH, out, x, y)
                 return node
             except (ArithmeticError, ValueError):
                 pass  # the general path raises it again, naming the op and the Values
         return (b if type(a) is Value else a)._apply(op, (a, b), (a.data, b.data))  # a batch's kind wins
 
-    method = binary if op in ("+", "*", "/", "**") else unary
+    def reflected_binary(self: Value, other: Any) -> Value:  # `other op self`: other is not a Value
+        lifted = _lift(other)
+        return NotImplemented if lifted is None else binary(lifted, self)
+
+    method = (reflected_binary if reflected else binary) if op in ("+", "*", "/", "**") else unary
     method.__name__ = method.__qualname__ = op
     return method
 
@@ -246,7 +251,7 @@ def apply(m: Any, kind: type[Value], op: str, parents: tuple[Value, ...], xs: tu
         out = rule.forward(m, *xs)
         node = _new(kind)  # skips __new__'s and __init__'s checks: `out` came out of a rule
         node.data, node.grad, node.label, node.op, node.parents, node.local_grads = out, 0.0, "", "", (), ()
-        if _mode.recording:  # else (no_grad) a leaf
+        if _recording():  # else (no_grad) a leaf
             node.op, node.parents, node.local_grads = op, parents, rule.local(m, out, *xs)
         return node
     except (ArithmeticError, ValueError) as err:
@@ -262,14 +267,10 @@ Value._apply = partial(apply, FLOAT_MATH, Value)  # a partial is a C call: no ex
 
 def _lift(x: object) -> Value | None:
     """x as a Value: a plain number becomes a leaf (as in the seeds: `a + 1` shows the 1), else None."""
-    if isinstance(x, Value):
-        return x
-    return _leaf(Value, float(x)) if type(x) in (float, int) or isinstance(x, numbers.Real) else None  # type: ignore[arg-type]
-
-
-def _leaf(kind: type[Value], data: Any) -> Value:
-    node = _new(kind)  # skips __new__'s and __init__'s checks: the data is known to be good
-    node.data, node.grad, node.label, node.op, node.parents, node.local_grads = data, 0.0, "", "", (), ()
+    if type(x) is not float and type(x) is not int and not isinstance(x, numbers.Real):
+        return x if isinstance(x, Value) else None
+    node = _new(Value)  # skips __new__'s and __init__'s checks: the data is a real number
+    node.data, node.grad, node.label, node.op, node.parents, node.local_grads = float(x), 0.0, "", "", (), ()
     return node
 
 
@@ -298,7 +299,9 @@ def _interior(root: Value, zero: Any) -> list[Value]:
             push(node)
             push(done)
             for parent in reversed(node.parents):  # reversed: the first parent finishes first
-                if parent.parents:  # leaves have no place in the order: backward only adds to them
+                # Leaves have no place in the order (backward only adds to them); a parent already seen
+                # (shared, as an embedding row or a layer's input) is not pushed again.
+                if parent.parents and parent.grad is not seen:
                     push(parent)
     for node in order:
         node.grad = zero
