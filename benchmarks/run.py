@@ -1,6 +1,6 @@
 """chainrule's benchmark suite: `make bench` (or `python benchmarks/run.py [--quick]`).
 
-Runs four workloads (moons, chain, wide, ops; see README.md) on chainrule and its peers, each
+Runs five workloads (moons, chain, wide, ops, names; see README.md) on chainrule and its peers, each
 job in a fresh worker process (worker.py), prints one table with chainrule's ratio to every
 peer measured in this same run, and writes every number to benchmarks/results/<time>.json.
 """
@@ -37,6 +37,10 @@ ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
 MOONS_ENGINES = ["chainrule", "chainrule-batched", "chainrule-compiled", "chainrule-compiled-eager",
                  "chainrule-ops", "chainrule-batched-ops", "micrograd", "torch-batched"]
 SCALAR_ENGINES = ["chainrule", "micrograd", "torch-scalar"]
+# microgpt's training step (names): its own engine and model code (benchmarks/microgpt_peer.py), the same
+# model code on chainrule's Value, and chainrule's own GPT (chainrule.lm with `linear` nodes).
+NAMES_ENGINES = ["microgpt", "chainrule-microgpt-code", "chainrule"]
+MICROGPT_FIRST_LOSS = 3.3659669475848504  # microgpt's published first step
 
 # The speed targets, checked against this run's numbers in the table.
 TARGETS = {
@@ -51,6 +55,8 @@ TARGETS = {
     "bytes_per_node": 150.0,
     "chain_1e6_s": 4.0,
     "chain_1e6_s_gc_off": 1.5,
+    "names_own_gpt_x_microgpt": 3.0,  # chainrule's GPT, eager, per step vs microgpt with its own engine
+    "names_same_code_x_microgpt": 1.0,  # microgpt's model code on chainrule's Value: no slower
 }
 
 
@@ -58,10 +64,11 @@ def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"moons_steps": 4, "chain": [10**3, 10**4, 10**5], "wide": [10**4, 10**5],
                 "wide_mem": 10**4, "repeats": 3, "time_cap_s": 5.0, "ops_n": 10**4,
-                "ops_repeats": 3, "backward_n": 5 * 10**3, "timeout_s": 180}
+                "ops_repeats": 3, "backward_n": 5 * 10**3, "timeout_s": 180, "names_steps": 5}
     return {"moons_steps": 10, "chain": [10**3, 10**4, 10**5, 10**6], "wide": [10**4, 10**5, 10**6],
             "wide_mem": 10**5, "repeats": 5, "time_cap_s": 12.0, "ops_n": 2 * 10**4,
-            "ops_repeats": 7, "backward_n": 2 * 10**4, "timeout_s": 400}  # time_cap_s below
+            "ops_repeats": 7, "backward_n": 2 * 10**4, "timeout_s": 400,  # time_cap_s below
+            "names_steps": 16}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +163,9 @@ def progress(r: dict[str, Any]) -> str:
         compiled = (f"; compile {r['compile_ms']:.1f} ms, {r['nodes']} nodes → {r['instructions']} "
                     "instructions" if "compile_ms" in r else "")
         return who + f"{r['step_ms']:.3f} ms/step (GC {'on' if r['gc'] else 'off'}){compiled}"
+    if r["workload"] == "names":
+        return who + (f"{r['step_ms']:.1f} ms/step (GC {'on' if r['gc'] else 'off'}), "
+                      f"first loss {r['losses'][0]!r}")
     if r["workload"] in ("chain", "wide"):
         return who + (f"fwd {r['fwd_ms']:.1f} ms, bwd {r['bwd_ms']:.1f} ms ({r['repeats']}x)"
                       + ("" if r["gc"] else " (GC off)"))
@@ -404,18 +414,69 @@ def agreement(R: Results) -> tuple[list[str], dict[str, Any]]:
     return lines, out
 
 
+def names_rows(R: Results) -> list[dict[str, Any]]:
+    """microgpt's step per engine, GC on and off, each as a ratio to microgpt with its own engine."""
+    rows = []
+    goals = {"chainrule": TARGETS["names_own_gpt_x_microgpt"],
+             "chainrule-microgpt-code": TARGETS["names_same_code_x_microgpt"]}
+    for e in NAMES_ENGINES:
+        row: dict[str, Any] = {"engine": e}
+        for gc in (True, False):
+            ours, peer = R.num(e, "names", "step_ms", gc=gc), R.num("microgpt", "names", "step_ms", gc=gc)
+            key = "gc_on" if gc else "gc_off"
+            row[f"{key}_ms"] = ours
+            row[f"{key}_x"] = peer / ours if isinstance(peer, float) and isinstance(ours, float) else None
+        if e in goals:
+            row["target"] = f"≥{goals[e]:g}× microgpt"
+            row["met"] = row["gc_on_x"] is not None and row["gc_on_x"] >= goals[e]
+        rows.append(row)
+    return rows
+
+
+def format_names(rows: list[dict[str, Any]]) -> str:
+    lines = ["microgpt's training step, one name (ms, median; × = microgpt's own engine ÷ this row)",
+             f"  {'engine':<25}{'GC on':>9}{'×':>8}{'GC off':>9}{'×':>8}  target"]
+    for r in rows:
+        def fmt(x: Any, spec: str) -> str:
+            return format(x, spec) if isinstance(x, float) else str(x or "—")
+        target = f"{r['target']} {'met' if r['met'] else 'MISSED'} (GC on)" if "target" in r else ""
+        lines.append(f"  {r['engine']:<25}{fmt(r['gc_on_ms'], '9.1f'):>9}{fmt(r['gc_on_x'], '7.2f'):>7}×"
+                     f"{fmt(r['gc_off_ms'], '9.1f'):>9}{fmt(r['gc_off_x'], '7.2f'):>7}×  {target}")
+    return "\n".join(lines)
+
+
+def names_agreement(R: Results) -> tuple[list[str], dict[str, Any]]:
+    """Every engine's losses against microgpt's, and microgpt's first loss against its published one."""
+    runs = {e: r for e in NAMES_ENGINES if (r := R.get(e, "names")) and "losses" in r}
+    if "microgpt" not in runs:
+        return ["names: microgpt produced no losses"], {}
+    ref = runs["microgpt"]["losses"]
+    first_ok = ref[0] == MICROGPT_FIRST_LOSS
+    lines = [f"names losses, {len(ref)} steps: microgpt's first is {ref[0]!r} "
+             f"({'its published figure' if first_ok else f'NOT its published {MICROGPT_FIRST_LOSS!r}'})"]
+    out: dict[str, Any] = {"microgpt_first_loss_ok": first_ok}
+    for e, r in runs.items():
+        if e == "microgpt":
+            continue
+        diff = max(abs(a - b) for a, b in zip(r["losses"], ref, strict=True))
+        out[e] = {"max_abs_diff": diff, "ok": diff <= 1e-12}
+        lines.append(f"  {e:<25} max |loss - microgpt| = {diff:.1e}  "
+                     f"{'agrees (≤ 1e-12)' if diff <= 1e-12 else 'DISAGREES (> 1e-12)'}")
+    return lines, out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer sizes and repeats (about a minute and a half; for CI or a check)")
-    ap.add_argument("--only", choices=["moons", "chain", "wide", "ops"], action="append",
+    ap.add_argument("--only", choices=["moons", "chain", "wide", "ops", "names"], action="append",
                     help="run only these workloads (repeatable)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
     ap.add_argument("--no-save", action="store_true", help="do not write the JSON results")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args()
     p = plan(args.quick)
-    only = set(args.only or ["moons", "chain", "wide", "ops"])
+    only = set(args.only or ["moons", "chain", "wide", "ops", "names"])
 
     started = datetime.now(UTC)
     X, y, data_source = moons_data()
@@ -462,6 +523,9 @@ def main() -> int:
     if "ops" in only:
         jobs += [{"workload": "ops", "engine": e, "n": p["ops_n"], "repeats": p["ops_repeats"],
                   "backward_n": p["backward_n"]} for e in SCALAR_ENGINES]
+    if "names" in only:  # GC on (as users run) and off, each engine in its own process
+        jobs += [{"workload": "names", "engine": e, "steps": p["names_steps"], "gc": gc}
+                 for gc in (True, False) for e in NAMES_ENGINES]
     for job in jobs:
         # micrograd's backward recurses once per graph level. Users hit RecursionError (the chain
         # workload shows it at the default limit); for the wide sum and the ops graph we raise the
@@ -489,11 +553,16 @@ def main() -> int:
     R = Results(results)
     agree_lines, agree = agreement(R) if "moons" in only else ([], {})
     rows = table_rows(R, p)
+    names_lines, names_agree = names_agreement(R) if "names" in only else ([], {})
+    names_table = names_rows(R) if "names" in only else []
     print()
-    for line in agree_lines:
+    for line in agree_lines + names_lines:
         print(line)
     print()
-    print(format_table(rows))
+    if rows:
+        print(format_table(rows))
+    if names_table:
+        print("\n" + format_names(names_table))
     print("\n× = peer's figure ÷ chainrule's, both from this run: above 1, chainrule is faster or "
           "smaller.\nGC on everywhere except [GC off] rows. micrograd runs wide/ops with a raised "
           "recursion limit\n(its recursive topological sort fails past ~1000 levels at the default "
@@ -507,9 +576,12 @@ def main() -> int:
         path = args.results_dir / name
         table = [{k: v for k, v in r.items() if k != "digits"} for r in rows]
         path.write_text(json.dumps({"meta": meta, "agreement": agree, "table": table,
+                                    "names_agreement": names_agree, "names_table": names_table,
                                     "jobs": results}, indent=1, default=str) + "\n")
         print(f"results written to {path}")
-    failed_agreement = any(not a["ok"] for a in agree.values())
+    failed_agreement = any(not a["ok"] for a in agree.values()) or any(
+        not a["ok"] for k, a in names_agree.items() if isinstance(a, dict)) or (
+        names_agree.get("microgpt_first_loss_ok") is False)
     return 1 if failed_agreement else 0
 
 

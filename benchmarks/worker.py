@@ -112,6 +112,11 @@ def load_engine(name: str, threads: int = 1
 
         info["version"] = version("micrograd")
         return Value, lambda v: float(v.grad), info
+    if name == "microgpt":
+        import microgpt_peer
+
+        info["version"] = "microgpt (February 2026), its engine as benchmarks/microgpt_peer.py"
+        return microgpt_peer.Value, lambda v: float(v.grad), info
     if name in ("torch-scalar", "torch-batched"):
         import torch
 
@@ -249,6 +254,35 @@ def nn_model(weights: list[list[list[float]]]) -> tuple[Any, list[Any]]:
     for p, x in zip(params, flat, strict=True):
         p.data = x
     return model, params
+
+
+def run_names(engine: str, job: dict[str, Any]) -> dict[str, Any]:
+    """microgpt's training steps, one name each, from its seed: `microgpt` is its engine and model code,
+    `chainrule-microgpt-code` the same model code on chainrule's Value, `chainrule` chainrule's own GPT
+    (chainrule.lm, one `linear` node per output) trained by chainrule.makemore.train. Every step is timed
+    whole (loss, backward, Adam); the rate decays over `steps`, so all three take the same steps."""
+    from chainrule.data import names
+
+    steps = job["steps"]
+    if engine == "chainrule":
+        from chainrule import makemore
+
+        model, tok, docs, opt, _ = makemore.microgpt(steps)
+        history = makemore.train(model, docs, tok, steps=steps, optimizer=opt)
+        losses, ns = history.loss, [s * 1e9 for s in history.seconds]
+    else:
+        import microgpt_peer as mp
+
+        from chainrule.engine import Value
+
+        peer = mp.Model(mp.Value if engine == "microgpt" else Value, names())
+        losses, ns = [], []
+        for k in range(steps):
+            t0 = time.perf_counter_ns()
+            losses.append(mp.train_step(peer, k, steps))
+            ns.append(time.perf_counter_ns() - t0)
+    timed = ns[1:] or ns  # step 0 is a warm-up
+    return {"step_ms": wl.median(timed) / 1e6, "step_ms_all": [t / 1e6 for t in ns], "losses": losses}
 
 
 def repeat(job: dict[str, Any], once: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
@@ -403,6 +437,8 @@ def main() -> None:
             result.update(run_wide_mem(leaf, job))
         elif workload == "ops":
             result.update(run_ops(leaf, job))
+        elif workload == "names":
+            result.update(run_names(engine, job))
         else:
             raise ValueError(f"unknown workload {workload!r}")
     except Skip as e:
