@@ -878,3 +878,53 @@ def test_the_float_path_imports_neither_numpy_nor_the_batch_module() -> None:
             "print('numpy' in sys.modules, 'chainrule.batch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# --- the seeds' by-hand backward: node._backward(), one node at a time ------------------------------------
+
+
+def test_the_seeds_first_by_hand_step() -> None:
+    # 000, In [5]-[6]: c = a + b, then c's own step by hand.
+    a, b = Value(2.0), Value(4.0)
+    c = a + b
+    assert (a.grad, b.grad, c.grad) == (0.0, 0.0, 0.0)
+    c.grad = 1  # initialize dc/dc = 1, as the cell does (an int)
+    c._backward()
+    assert (a.grad, b.grad, c.grad) == (1.0, 1.0, 1)
+
+
+def test_the_seeds_a_plus_a_lesson_accumulates() -> None:
+    # 000, In [7] shows the bug (a.grad 1.0); In [9], after the fix, 2.0: b = a + a = 2a.
+    a = Value(3.0, label="a")
+    b = a + a
+    b.label, b.grad = "b", 1
+    b._backward()
+    assert (a.grad, b.grad) == (2.0, 1)
+
+
+def test_the_seeds_neuron_by_hand_in_order_matches_backward() -> None:
+    # 002, In [35]-[37]: every node's _backward() from o back to the leaves (a leaf's does nothing).
+    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
+    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
+    b = Value(6.881373, label="b")
+    x1w1 = x1 * w1
+    x2w2 = x2 * w2
+    x1w1x2w2 = x1w1 + x2w2
+    n = x1w1x2w2 + b
+    o = n.tanh()
+    o.grad = 1.0
+    for node in (o, n, b, x1w1x2w2, x2w2, x1w1, w2, w1, x2, x1):
+        node._backward()
+    by_hand = [v.grad for v in (x1, x2, w1, w2, b, n)]
+    assert by_hand == pytest.approx([-1.5, 0.5, 1.0, 0.0, 0.5, 0.5], abs=1e-5)  # b is 6.881373, rounded
+    for v in (x1, x2, w1, w2, b):
+        v.grad = 0.0
+    o.backward()  # the automatic pass gives the very same floats: it runs the same step per node
+    assert [v.grad for v in (x1, x2, w1, w2, b, n)] == by_hand
+
+
+def test_backward_by_hand_on_a_leaf_does_nothing() -> None:
+    x = Value(1.5)
+    x.grad = 2.0
+    x._backward()
+    assert (x.data, x.grad) == (1.5, 2.0)

@@ -215,6 +215,11 @@ class Value:
         """A new leaf with the same data (and label): gradients stop here."""
         return Value(self.data, self.label)
 
+    def _backward(self) -> None:
+        """This node's own step of backward, as in micrograd and the seeds: add `local · self.grad` to each
+        parent's grad (set `self.grad` first; call it node by node, from the output back)."""
+        chain_rule([self])
+
     def backward(self, create_graph: bool = False) -> None:
         """Fill `.grad` of every node of this graph with d(self)/d(node). The grads of non-leaf nodes are
         reset first; leaves *accumulate* (as in PyTorch): zero them between steps (`model.zero_grad()`).
@@ -321,6 +326,12 @@ def backward_pass(root: Value, create_graph: bool = False, trace: list[Any] | No
         if type(leaf.grad) is float and leaf.grad == 0.0:
             leaf.grad = zero  # so its gradient is the gradient's graph itself, not `0 + ...`
     root.grad += Value(1.0) if create_graph else 1.0
+    return chain_rule(order, create_graph, trace)
+
+
+def chain_rule(order: list[Value], create_graph: bool = False, trace: list[Any] | None = None) -> list[Value]:
+    """Each node of `order` in turn sends its grad to its parents. backward() runs it on the whole graph,
+    `node._backward()` on one node (the seeds' by-hand steps)."""
     for node in order:
         grad = node.grad
         locals_ = RULES[node.op].local(ValueMath, node, *node.parents) if create_graph else node.local_grads
