@@ -172,9 +172,12 @@ def test_tour_checks_the_seeds_examples(capsys):
     assert first[:8] == ["node", "a", "b", "c", "f", "e", "d", "L"]  # leaves as named, then to the output
 
 
-def test_version_exits_zero(capsys):
-    code, out, _ = _run(capsys, "--version")
-    assert code == 0 and out.startswith("chainrule ") and len(out.splitlines()) == 1
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_exits_zero(capsys, flag):
+    from chainrule import __version__
+
+    code, out, _ = _run(capsys, flag)
+    assert code == 0 and out == f"chainrule {__version__}\n"
 
 
 def test_help_exits_zero(capsys):

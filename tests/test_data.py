@@ -643,3 +643,13 @@ def test_names_licence_ships_beside_the_file() -> None:
 
     licence = resources.files("chainrule").joinpath("datasets/names.LICENSE.txt").read_text()
     assert "MIT License" in licence and "Andrej Karpathy" in licence
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_make_dataset_without_a_seed_leaves_numpys_global_generator_alone(name: str) -> None:
+    np.random.seed(7)
+    before = _global_state()
+    X1, _ = make_dataset(name, 50)
+    X2, _ = make_dataset(name, 50)
+    assert _global_state() == before  # a fresh generator was drawn from, not the global one
+    assert not np.array_equal(X1, X2)  # and each call is a new draw

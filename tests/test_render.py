@@ -59,6 +59,17 @@ def test_render_hands_the_fallback_to_a_callback_instead_of_warning(tmp_path: Pa
     assert len(notes) == 1 and notes[0].startswith("Graphviz's dot program is not on the PATH")
 
 
+def test_the_fallback_never_overwrites_an_html_file(tmp_path: Path, hide_dot: Path) -> None:
+    o, _ = NEURON.build()
+    (tmp_path / "g.html").write_text("mine")
+    (tmp_path / "g-1.html").write_text("mine too")
+    notes: list[str] = []
+    written = render(o, tmp_path / "g.svg", on_fallback=notes.append)
+    assert written == tmp_path / "g-2.html" and "<html" in written.read_text().lower()
+    assert (tmp_path / "g.html").read_text() == "mine" and (tmp_path / "g-1.html").read_text() == "mine too"
+    assert str(written) in notes[0]
+
+
 def test_check_target_accepts_a_path_render_can_write_and_changes_nothing(tmp_path: Path) -> None:
     o, _ = NEURON.build()
     kept = tmp_path / "kept.svg"

@@ -86,3 +86,17 @@ def test_replay_sorts_once_and_its_order_puts_parents_first() -> None:
     position = {id(v): i for i, v in enumerate(run.order)}
     assert all(position[id(p)] < position[id(v)] for v in run.order for p in v.parents)
     assert run.order[-1] is root and run.grads[id(root)] == 1.0
+
+
+def test_a_step_shows_factors_whose_product_reads_as_the_sum_shown() -> None:
+    # At 4 decimals these would read 2.0000 × 0.4200 = 0.8399: one more decimal makes the line true.
+    from chainrule.viz.steps import factors
+
+    x, y, z = Value(1.0, "x"), Value(1.99996, "y"), Value(0.41996, "z")
+    L = (x * y) * z
+    lines = [str(s) for s in backward_steps(L)]
+    to_x = next(line for line in lines if line.split("→")[1].strip().startswith("x:"))
+    assert "grad(x) += 1.99996 × 0.41996 = 0.8399 → 0.8399" in to_x
+    assert factors(2.0, 0.5, 1.0) == ("2.0000", "0.5000")  # exact already: 4 decimals, as the drawings
+    a, b = factors(-1.23456789, 3.3333333, -1.23456789 * 3.3333333)
+    assert f"{float(a) * float(b):.4f}" == f"{-1.23456789 * 3.3333333:.4f}"

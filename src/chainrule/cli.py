@@ -518,7 +518,7 @@ def _cmd_names(args: argparse.Namespace) -> int:
 # ----- main -------------------------------------------------------------------------------------------
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="A scalar autograd engine to learn backpropagation with.")
-    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"chainrule {__version__}")
     # Subparsers are made by type(parser), so they are _Parsers too (one-line errors).
     subparsers = cast("_SubParsers[argparse.ArgumentParser]",
                       parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))

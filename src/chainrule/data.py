@@ -352,7 +352,9 @@ def make_dataset(
 
     noise: None takes the dataset's DEFAULT_NOISE. n_classes: 2, or more for blobs and spirals.
     Circles have an inner radius of 0.5; blobs are standardised (mean 0, standard deviation 1 on each
-    axis). Otherwise the arrays are those of the make_* function of that name.
+    axis). Otherwise the arrays are those of the make_* function of that name. random_state None draws from
+    a fresh, unseeded RandomState, never NumPy's global one (which only the sklearn-named makers read, so
+    that micrograd's `np.random.seed(1337); make_moons(...)` carries over).
     """
     if name not in DEFAULT_NOISE:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -365,7 +367,7 @@ def make_dataset(
         raise ValueError(f"need at least one point per class: n_samples={n_samples} for "
                          f"n_classes={n_classes}")
     std = DEFAULT_NOISE[name] if noise is None else _check_noise(noise) or 0.0
-    rng = _check_random_state(random_state)
+    rng = np.random.RandomState() if random_state is None else _check_random_state(random_state)
     if name == "moons":
         return make_moons(n_samples, noise=std, random_state=rng)
     if name == "circles":

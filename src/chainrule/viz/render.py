@@ -70,7 +70,8 @@ def render(
 ) -> Path:
     """Write `root`'s graph to `path` (.svg, .png or .html) and return the path actually written.
 
-    Without Graphviz's `dot` on the PATH, .svg/.png fall back to `path` with suffix .html, with a
+    Without Graphviz's `dot` on the PATH, .svg/.png fall back to `path` with suffix .html (or, when that
+    file exists, the first free `name-1.html`, `name-2.html`, ...: it is never overwritten), with a
     `GraphvizMissingWarning`, or a call `on_fallback(message)` instead when it is given (a command line
     prints it, without touching the process's warning filters). Options as in `draw_dot`.
     """
@@ -91,7 +92,7 @@ def render(
                 reason = f"Graphviz's dot failed ({type(err).__name__})"
         else:
             reason = "Graphviz's dot program is not on the PATH"
-        fallback = path.with_suffix(".html")
+        fallback = _free(path.with_suffix(".html"))  # asked for .svg: an .html there is not ours to lose
         message = (f"{reason}; wrote the HTML explorer {fallback} instead of {path} "
                    "(for .svg/.png install Graphviz: apt-get install graphviz, brew install graphviz, "
                    "or conda install graphviz)")
@@ -102,3 +103,12 @@ def render(
         path = fallback
     to_html(root, path, title=title or f"chainrule: {path.stem}", **options)  # type: ignore[arg-type]
     return path
+
+
+def _free(path: Path) -> Path:
+    """`path`, or `stem-1`, `stem-2`, ... with its suffix: the first name no file has."""
+    candidate, k = path, 0
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+    return candidate

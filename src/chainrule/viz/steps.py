@@ -51,10 +51,30 @@ class Step:
 
     def __str__(self) -> str:
         p, n = name_of(self.parent), name_of(self.node)
+        local, upstream = factors(self.local, self.upstream, self.contribution)
         return (
             f"{self.index + 1:>3}. {n} ({self.node.op}) → {p}: grad({p}) += "
-            f"{fmt(self.local)} × {fmt(self.upstream)} = {fmt(self.contribution)} → {fmt(self.after)}"
+            f"{local} × {upstream} = {fmt(self.contribution)} → {fmt(self.after)}"
         )
+
+
+def factors(local: Any, upstream: Any, product: Any) -> tuple[str, str]:
+    """The two factors as text, with as many decimals (4 at least) as it takes for the product of the numbers
+    shown to round to the product shown: `1.99975 × 0.42000 = 0.8399`, never `2.0000 × 0.4200 = 0.8399`."""
+    numbers = [_number(x) for x in (local, upstream, product)]
+    if None in numbers:  # a batch: shown as fmt shows it
+        return fmt(local), fmt(upstream)
+    a, b, c = numbers
+    for digits in range(4, 18):
+        shown_a, shown_b = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        if fmt(float(shown_a) * float(shown_b)) == fmt(c):
+            break
+    return shown_a, shown_b
+
+
+def _number(x: Any) -> float | None:
+    x = x.data if isinstance(x, Value) else x
+    return float(x) if isinstance(x, float | int) else None
 
 
 class Replay(NamedTuple):
