@@ -499,12 +499,6 @@ def test_make_dataset_gives_every_class_and_standardised_blobs(name: str) -> Non
         np.testing.assert_allclose(X.std(axis=0), 1.0)
 
 
-def test_make_dataset_none_uses_the_global_seed() -> None:
-    np.random.seed(11)
-    first = make_dataset("spirals", 30)
-    _assert_same(first, make_dataset("spirals", 30, random_state=np.random.RandomState(11)))
-
-
 @pytest.mark.parametrize("name", ["mnist", "Moons", "", None, 3])
 def test_make_dataset_refuses_an_unknown_name_listing_the_known(name: Any) -> None:
     with pytest.raises(ValueError, match=f"unknown dataset {re.escape(repr(name))}; choose one of "
