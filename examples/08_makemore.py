@@ -133,13 +133,18 @@ print("all 27 agree to 1e-12")
 # times the table) instead of building 8192 graphs. Adam at 0.2, decaying to 0.
 
 # %%
-settings = dataclasses.replace(makemore.DEFAULTS["bigram"], steps=BIGRAM_STEPS)
-start = time.perf_counter()
-history = makemore.train(net, train_words, tok, steps=settings.steps, batch=settings.batch, mode="compiled",
-                         optimizer=makemore.new_optimizer(net, settings), rng=random.Random(1))
-net_val = makemore.evaluate(net, val_words, tok)
-print(f"{settings.steps} steps of {settings.batch} in {time.perf_counter() - start:.1f}s: train loss "
-      f"{history.loss[0]:.3f} -> {history.loss[-1]:.3f}")
+def fit(model: makemore.NamesModel, kind: str, steps: int) -> tuple[makemore.History, float]:
+    """Train `model` with makemore's defaults for `kind` (but `steps`), compiled; its history and val loss."""
+    settings = dataclasses.replace(makemore.DEFAULTS[kind], steps=steps)
+    start = time.perf_counter()
+    history = makemore.train(model, train_words, tok, steps=steps, batch=settings.batch, mode="compiled",
+                             optimizer=makemore.new_optimizer(model, settings), rng=random.Random(1))
+    print(f"{steps} steps of {settings.batch} in {time.perf_counter() - start:.1f}s: train loss "
+          f"{history.loss[0]:.3f} -> {history.loss[-1]:.3f}")
+    return history, makemore.evaluate(model, val_words, tok)
+
+
+history, net_val = fit(net, "bigram", BIGRAM_STEPS)
 print(f"val loss: network {net_val:.4f}, counting {count_val:.4f}, difference {net_val - count_val:+.4f}")
 assert abs(net_val - count_val) < (0.02 if FAST else 0.005)
 
@@ -163,13 +168,7 @@ print("contexts of 'emma':", ", ".join(f"{''.join(map(tok.symbol, x))} -> {tok.s
                                        for x, y in zip(X, Y, strict=True)))
 mlp = makemore.new_model("mlp", V, random.Random(42))
 print(mlp)
-settings = dataclasses.replace(makemore.DEFAULTS["mlp"], steps=MLP_STEPS)
-start = time.perf_counter()
-history = makemore.train(mlp, train_words, tok, steps=settings.steps, batch=settings.batch, mode="compiled",
-                         optimizer=makemore.new_optimizer(mlp, settings), rng=random.Random(1))
-mlp_val = makemore.evaluate(mlp, val_words, tok)
-print(f"{settings.steps} steps of {settings.batch} in {time.perf_counter() - start:.1f}s: train loss "
-      f"{history.loss[0]:.3f} -> {history.loss[-1]:.3f}")
+history, mlp_val = fit(mlp, "mlp", MLP_STEPS)
 print(f"val loss: MLP {mlp_val:.4f}, bigram {count_val:.4f}")
 assert history.loss[0] > 3.2  # starts near log 27: small output weights, no confident wrong guesses
 assert mlp_val < count_val - (0.1 if FAST else 0.2)
