@@ -80,6 +80,9 @@ def train(rank, world_size, port, model, X, y, steps, out):
         optimizer.step()
     if rank == 0:
         torch.save(net.state_dict(), out / "06_ddp_model.pt")
+    # Both processes leave together: one tearing gloo down while the other still holds its connection
+    # aborts the other (SIGABRT, "terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
