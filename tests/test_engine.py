@@ -138,6 +138,27 @@ def test_every_rule_has_a_formula_and_is_exercised() -> None:
     assert all(rule.formula.startswith("∂/∂") for rule in chainrule.RULES.values())
 
 
+def test_a_rule_set_in_RULES_reaches_the_methods_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The methods hold their rule's functions (no lookup per op), so a change to the table remakes them.
+    a, b = Value(0.5), Value(2.0)
+    right_tanh, right_add = chainrule.RULES["tanh"], chainrule.RULES["+"]
+    wrong_tanh = chainrule.Rule(right_tanh.forward, lambda m, out, x: (7.0,), "")
+    monkeypatch.setitem(chainrule.RULES, "tanh", wrong_tanh)
+    assert a.tanh().local_grads == (7.0,) and a.tanh().data == math.tanh(0.5)
+    monkeypatch.setitem(chainrule.RULES, "+", chainrule.Rule(lambda m, x, y: x - y, right_add.local, ""))
+    assert (a + b).data == -1.5 and (b + a).data == 1.5 and (1.0 + a).data == 0.5  # __add__ and __radd__
+    monkeypatch.undo()
+    assert a.tanh().local_grads == (1.0 - math.tanh(0.5) ** 2,) and (a + b).data == 2.5
+    right_sum = chainrule.RULES["sum"]  # the last rule: taken out and put back, the table keeps its order
+    del chainrule.RULES["sum"]
+    try:
+        with pytest.raises(KeyError, match="sum"):
+            a.sum()
+    finally:
+        chainrule.RULES["sum"] = right_sum
+    assert a.sum().data == 0.5 and list(chainrule.RULES)[-1] == "sum"
+
+
 # --- the seeds' worked examples --------------------------------------------------------------------
 
 
