@@ -5,6 +5,7 @@ from .engine import RULES, Rule, Value, enable_grad, linear, no_grad, topologica
 from .export import from_torch, to_torch  # torch itself is imported only when one of them runs
 from .functional import grad, hessian, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
+from .ops import define_op, remove_op
 from .serialize import load, save
 
 
@@ -25,6 +26,7 @@ __all__ = [
     "Value",
     "check_graph",
     "compile",
+    "define_op",
     "enable_grad",
     "from_torch",
     "grad",
@@ -34,6 +36,7 @@ __all__ = [
     "load",
     "no_grad",
     "numerical_grad",
+    "remove_op",
     "save",
     "to_torch",
     "topological_order",

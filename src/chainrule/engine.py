@@ -34,7 +34,7 @@ class Rule(NamedTuple):
 class Rules(dict[str, Rule]):
     """The table of rules. Each Value method holds its rule's two functions (looking the rule up on every op
     would cost ~25 ns of a ~300 ns op), so `RULES[op] = rule` and `del RULES[op]` remake the methods that
-    run `op` at once (after `del`, they raise KeyError). Change it item by item: `update()` would bypass it."""
+    run `op` at once (after `del`, they raise KeyError). Change it item by item (`update()` bypasses it)."""
 
     def __setitem__(self, op: str, rule: Rule) -> None:
         super().__setitem__(op, rule)

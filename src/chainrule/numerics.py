@@ -116,16 +116,31 @@ class FloatMath:
     linear, sum, ones_like = staticmethod(_linear), staticmethod(lambda x: x), staticmethod(lambda x: 1.0)
 
 
+def _on_values(method: str, on_numbers: Any) -> Any:
+    """`m.exp(x)` on Values: the Value's own op (a node of the graph), or the float function on a number
+    (a rule may pass constants, as `where(c, a, 1.0)` does)."""
+    return staticmethod(lambda x: getattr(x, method)() if hasattr(x, method) else on_numbers(x))
+
+
+def _pow_values(a: Any, b: Any) -> Any:
+    return _pow(a, b) if isinstance(a, int | float) and isinstance(b, int | float) else a**b
+
+
 @with_conventions
 class ValueMath:
     """The math on Values, for gradients of gradients: the local derivatives computed with it are Values
-    with graphs of their own (`backward(create_graph=True)`). Only what the rules' `local` functions call
-    is here. The conventions are the same functions, deciding on the data: a chosen constant (a step,
-    a sign, a limit) is a number, whose own slope is 0."""
+    with graphs of their own (`backward(create_graph=True)`). It offers every function FloatMath does, so a
+    rule written for floats (`chainrule.define_op` included) runs here too. The conventions are the same
+    functions, deciding on the data: a chosen constant (a step, a sign, a limit) is a number, whose own
+    slope is 0."""
 
-    where, mul, as_float = FloatMath.where, operator.mul, float
+    where, mul, as_float, div, fabs = FloatMath.where, operator.mul, float, operator.truediv, abs
     data = staticmethod(lambda x: getattr(x, "data", x))
-    log = staticmethod(lambda x: x.log() if hasattr(x, "log") else math.log(x))  # where() may pass 1.0
+    exp, log, tanh = _on_values("exp", math.exp), _on_values("log", math.log), _on_values("tanh", math.tanh)
+    sigmoid, sum = _on_values("sigmoid", _sigmoid), _on_values("sum", lambda x: x)
+    pow, linear = staticmethod(_pow_values), staticmethod(_linear)
+    # max(a, b) keeps a unless b > a (a comparison of data): relu's NaN propagates, as with floats.
+    maximum = max
     ones_like = staticmethod(lambda x: 1.0)
 
     @staticmethod
