@@ -236,3 +236,20 @@ def test_models_leave_the_global_random_alone() -> None:
     CharMLP(rng=random.Random(0))
     assert random.getstate() == state
     assert np.isfinite(GPT(rng=random.Random(0))([26])[0][0].data)
+
+
+@pytest.mark.parametrize("module", [
+    Embedding(5, 3), Linear(3, 2), Linear(3, 2, bias=True), CausalSelfAttention(8, 2),
+    GPT(vocab_size=7, n_embd=8, n_head=2, n_layer=2), Bigram(6), CharMLP(6, hidden=8)], ids=repr)
+def test_parameters_are_the_named_parameters_without_names(module: Any) -> None:
+    # parameters() and zero_grad() build no names; named_parameters() names the same Values, in order.
+    values = [p for _, p in module.named_parameters()]
+    assert len(module.parameters()) == len(values) > 0
+    if hasattr(module, "vocab_size"):  # a whole model: its size follows from its config alone
+        assert parameter_count(module.config()) == len(values)
+    assert all(a is b for a, b in zip(module.parameters(), values, strict=True))
+    assert len({id(p) for p in values}) == len(values)  # each once
+    for p in values:
+        p.grad = 2.0
+    module.zero_grad()
+    assert all(p.grad == 0.0 for p in values)

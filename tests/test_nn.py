@@ -183,6 +183,20 @@ def test_state_dict_names_follow_parameter_order():
     assert list(m.state_dict().values()) == [p.data for p in m.parameters()]
 
 
+@pytest.mark.parametrize("module", [Neuron(3), Layer(3, 4), MLP(3, [4, 4, 1]), MLP(2, [16, 16, 1])],
+                         ids=repr)
+def test_parameters_are_the_named_parameters_without_names(module):
+    # parameters() and zero_grad() build no names; named_parameters() names the same Values, in order.
+    values = [p for _, p in module.named_parameters()]
+    assert len(module.parameters()) == len(values) == module.num_parameters()
+    assert all(a is b for a, b in zip(module.parameters(), values, strict=True))
+    assert len({id(p) for p in values}) == len(values)  # each once
+    for p in values:
+        p.grad = 1.5
+    module.zero_grad()
+    assert all(p.grad == 0.0 for p in values)
+
+
 def test_load_state_dict_round_trip():
     a, b = MLP(2, [4, 1], rng=random.Random(1)), MLP(2, [4, 1], rng=random.Random(2))
     b.load_state_dict(a.state_dict())

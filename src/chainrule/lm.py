@@ -114,6 +114,9 @@ class Embedding(Module):
     def named_parameters(self) -> list[tuple[str, Value]]:
         return _named("weight", self.weight)
 
+    def parameters(self) -> list[Value]:
+        return [p for row in self.weight for p in row]
+
     def __repr__(self) -> str:
         return f"Embedding({self.num} × {self.dim})"
 
@@ -139,12 +142,11 @@ class Linear(Module):
         bias = [(f"bias.{i}", b) for i, b in enumerate(self.bias or [])]
         return _named("weight", self.weight) + bias
 
+    def parameters(self) -> list[Value]:
+        return [p for row in self.weight for p in row] + (self.bias or [])
+
     def __repr__(self) -> str:
         return f"Linear({self.nin} → {self.nout}{', bias' if self.bias else ''})"
-
-
-def _children(module: Module, parts: Sequence[tuple[str, Module]]) -> list[tuple[str, Value]]:
-    return [(f"{name}.{p}", v) for name, child in parts for p, v in child.named_parameters()]
 
 
 # Attention's state while a sequence is read one position at a time: the keys and values so far.
@@ -183,8 +185,8 @@ class CausalSelfAttention(Module):
             out += [linear(weights, [v[s][j] for v in values], zero) for j in range(self.head_dim)]
         return self.wo(out)
 
-    def named_parameters(self) -> list[tuple[str, Value]]:
-        return _children(self, [("wq", self.wq), ("wk", self.wk), ("wv", self.wv), ("wo", self.wo)])
+    def parts(self) -> list[tuple[str, Module]]:
+        return [("wq", self.wq), ("wk", self.wk), ("wv", self.wv), ("wo", self.wo)]
 
 
 class Block(Module):
@@ -203,8 +205,8 @@ class Block(Module):
         hidden = [h.relu() for h in self.fc1(rmsnorm(x))]
         return [a + b for a, b in zip(self.fc2(hidden), x, strict=True)]
 
-    def named_parameters(self) -> list[tuple[str, Value]]:
-        return _children(self, [("attn", self.attn), ("mlp_fc1", self.fc1), ("mlp_fc2", self.fc2)])
+    def parts(self) -> list[tuple[str, Module]]:
+        return [("attn", self.attn), ("mlp_fc1", self.fc1), ("mlp_fc2", self.fc2)]
 
 
 class GPT(Module):
@@ -251,9 +253,9 @@ class GPT(Module):
         """Per layer, per head: the attention weights of the last position read."""
         return [block.attn.last_weights for block in self.blocks]
 
-    def named_parameters(self) -> list[tuple[str, Value]]:
+    def parts(self) -> list[tuple[str, Module]]:
         parts: list[tuple[str, Module]] = [("wte", self.wte), ("wpe", self.wpe), ("lm_head", self.lm_head)]
-        return _children(self, parts + [(f"layer{i}", b) for i, b in enumerate(self.blocks)])
+        return parts + [(f"layer{i}", b) for i, b in enumerate(self.blocks)]
 
     def config(self) -> dict[str, Any]:
         return {"type": "GPT", "vocab_size": self.vocab_size, "n_layer": self.n_layer, "n_embd": self.n_embd,
@@ -279,8 +281,8 @@ class Bigram(Module):
             raise ValueError(f"a bigram reads 1 token of context, got {len(context)}")
         return self.table(context[0])
 
-    def named_parameters(self) -> list[tuple[str, Value]]:
-        return _children(self, [("table", self.table)])
+    def parts(self) -> list[tuple[str, Module]]:
+        return [("table", self.table)]
 
     def config(self) -> dict[str, Any]:
         return {"type": "Bigram", "vocab_size": self.vocab_size}
@@ -312,8 +314,8 @@ class CharMLP(Module):
         x = [e for token in context for e in self.emb(token)]
         return self.fc2([h.tanh() for h in self.fc1(x)])
 
-    def named_parameters(self) -> list[tuple[str, Value]]:
-        return _children(self, [("emb", self.emb), ("fc1", self.fc1), ("fc2", self.fc2)])
+    def parts(self) -> list[tuple[str, Module]]:
+        return [("emb", self.emb), ("fc1", self.fc1), ("fc2", self.fc2)]
 
     def config(self) -> dict[str, Any]:
         return {"type": "CharMLP", "vocab_size": self.vocab_size, "block_size": self.block_size,
