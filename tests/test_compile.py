@@ -16,6 +16,7 @@ from chainrule import RULES, Value, linear, losses
 from chainrule.compile import Product, capture, fuse, plan, vectorize
 from chainrule.data import make_moons
 from chainrule.nn import MLP
+from chainrule.ops import apply_op
 from chainrule.seeds import NEURON
 
 # ----- random graphs: every op in RULES, numbers and batches, shared subexpressions -------------------
@@ -56,6 +57,12 @@ def _node(rng: random.Random, op: str, pool: list[Value]) -> Value | None:
         return None  # off the kink: the two ways of adding may put a value on either side of it
     if op == "sum":
         return a.sum() if type(a.data) is not float else None
+    if op == "max":
+        xs = [rng.choice(pool) for _ in range(rng.randint(1, 3))]
+        top2 = np.sort(np.broadcast_arrays(*[np.asarray(x.data, dtype=float) for x in xs]), axis=0)[-2:]
+        if len(xs) > 1 and np.min(np.abs(top2[-1] - top2[0])) <= 1e-6:
+            return None  # off the kink (a tie): rounding may put either input on top
+        return apply_op("max", *xs)
     return getattr(a, op)()  # type: ignore[no-any-return]
 
 
@@ -91,7 +98,10 @@ def _close(a: Any, b: Any, rel: float = 1e-12, scale: float = 0.0) -> bool:
     """Equal to `rel`, relative to each entry, or to `scale` (the graph's largest gradient) for entries that
     are sums cancelling to ~0, where the order of additions alone moves the last bits."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return bool(np.all(np.abs(a - b) <= rel * np.maximum(np.maximum(np.abs(a), np.abs(b)), scale)))
+    with np.errstate(invalid="ignore"):  # inf - inf: those entries are compared by == and isnan
+        near = np.abs(a - b) <= rel * np.maximum(np.maximum(np.abs(a), np.abs(b)), scale)
+    # NaN where eager has NaN (0·∞ behind a relu, as the README says), the same infinity: equal too
+    return bool(np.all(near | (a == b) | (np.isnan(a) & np.isnan(b))))
 
 
 def _grads(leaves: list[Value]) -> list[Any]:
@@ -141,7 +151,7 @@ def _rebuild(root: Value) -> tuple[Value, dict[int, Value]]:
             n = (len(ps) - 1) // 2
             new[id(node)] = linear(ps[1 : n + 1], ps[n + 1 :], ps[0])
         else:
-            new[id(node)] = BINARY[node.op](*ps) if node.op in BINARY else getattr(ps[0], node.op)()
+            new[id(node)] = BINARY[node.op](*ps) if node.op in BINARY else apply_op(node.op, *ps)
     return new[id(root)], fresh
 
 

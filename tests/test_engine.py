@@ -10,6 +10,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 import chainrule
 from chainrule import Value, gradcheck, no_grad, numerical_grad, topological_order
+from chainrule.ops import apply_op
 from chainrule.seeds import FIRST_GRAPH, NEURON, REUSED, TWICE, first_graph
 
 try:
@@ -133,7 +135,8 @@ def test_op_names_and_parents_in_order() -> None:
 
 
 def test_every_rule_has_a_formula_and_is_exercised() -> None:
-    ops = {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "abs", "linear", "sum"}
+    ops = {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "abs", "linear", "sum", "max",
+           "detach"}
     assert set(chainrule.RULES) == ops
     assert all(rule.formula.startswith("∂/∂") for rule in chainrule.RULES.values())
 
@@ -509,17 +512,19 @@ def test_identity_hashing_and_comparisons_on_data() -> None:
     assert max([Value(1.0), Value(3.0), Value(2.0)]).data == 3.0
 
 
-def test_no_grad_records_nothing_and_detach_makes_a_leaf() -> None:
+def test_no_grad_records_nothing_and_detach_passes_no_gradient() -> None:
     a = Value(2.0, "a")
     with no_grad():
         b = (a * 3.0).tanh()
     assert b.parents == () and b.op == "" and b.local_grads == ()
     c = a * 3.0  # recording is back on after the block
     assert c.parents[0] is a
-    d = c.detach()
-    assert d.data == c.data and d.parents == () and d is not c
+    d = c.detach()  # a node of the graph (compile recomputes it), whose slope is 0
+    assert d.data == c.data and d.op == "detach" and d.parents == (c,) and d.local_grads == (0.0,)
     (d * a).backward()
     assert c.grad == 0.0 and a.grad == d.data
+    with no_grad():
+        assert c.detach().parents == ()
 
 
 def test_no_grad_restores_recording_after_an_error() -> None:
@@ -949,3 +954,74 @@ def test_backward_by_hand_on_a_leaf_does_nothing() -> None:
     x.grad = 2.0
     x._backward()
     assert (x.data, x.grad) == (1.5, 2.0)
+
+
+# --- max and detach: the ops a softmax's shift is made of ---------------------------------------------
+
+
+MAX_POINTS = [(1.0, 3.0, 2.0), (2.0, 2.0, -1.0), (5.0, 5.0, 5.0), (-0.5, -2.0, -0.25)]
+
+
+@pytest.mark.parametrize("xs", MAX_POINTS)
+def test_max_matches_torch_amax_with_ties_first_and_second_derivatives(xs: tuple[float, ...],
+                                                                       torch: Any) -> None:
+    vs = [Value(x) for x in xs]
+    # squares first, so that the second derivative is not 0: d²/dx² max(x², ...) is 2 at the arg-max
+    out = apply_op("max", *[v * v for v in vs]) * Value(1.5)
+    out.backward(create_graph=True)
+    firsts = [v.grad for v in vs]
+    ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
+    tout = torch.amax(torch.stack([t * t for t in ts]), dim=0) * 1.5
+    tfirsts = torch.autograd.grad(tout, ts, create_graph=True)
+    assert out.data == tout.item()
+    for g, tg in zip(firsts, tfirsts, strict=True):
+        assert g.data == pytest.approx(tg.item(), rel=1e-12, abs=1e-15)
+    for k, g in enumerate(firsts):  # each row of the Hessian
+        for v in vs:
+            v.grad = 0.0
+        if g.parents:
+            g.backward()
+        trow = torch.autograd.grad(tfirsts[k], ts, retain_graph=True, allow_unused=True)
+        assert [v.grad for v in vs] == pytest.approx([0.0 if t is None else t.item() for t in trow])
+
+
+def test_max_on_batches_compiles_and_recomputes_from_new_data(torch: Any) -> None:
+    a, b = Value(np.array([1.0, 4.0, -2.0, 3.0])), Value(np.array([2.0, 4.0, -3.0, -1.0]))
+    c = 0.5
+    out = (apply_op("max", a, b * 2.0, c) * a).sum()
+    out.backward()
+    ta, tb = (torch.tensor(x.data, requires_grad=True) for x in (a, b))
+    half = torch.full((4,), 0.5, dtype=torch.float64)
+    tout = (torch.amax(torch.stack([ta, tb * 2.0, half]), dim=0) * ta).sum()
+    tout.backward()
+    assert out.data == pytest.approx(tout.item(), rel=1e-12)
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=1e-12)
+    prog = chainrule.compile(out)
+    a.data, b.data = np.array([-5.0, 0.0, 7.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0])
+    a.grad = b.grad = 0.0
+    want = (np.maximum.reduce([a.data, 2.0 * b.data, np.full(4, 0.5)]) * a.data).sum()
+    assert prog() == pytest.approx(want, rel=1e-12)  # the max is recomputed, not frozen at capture
+
+
+def test_max_of_a_nan_is_nan_and_the_nan_input_takes_the_slope() -> None:
+    a, b = Value(1.0), Value(math.nan)
+    out = apply_op("max", a, b)
+    assert math.isnan(out.data) and out.local_grads == (0.0, 1.0)
+    batch = apply_op("max", Value(np.array([1.0, math.nan])), 0.5)
+    assert batch.data[0] == 1.0 and math.isnan(batch.data[1])
+
+
+def test_a_detached_shift_is_recomputed_by_compile() -> None:
+    x = [Value(v) for v in (1.0, 3.0, 2.0)]
+    shift = apply_op("max", *x).detach()
+    loss = sum(((v - shift).exp() for v in x), Value(0.0)).log() + shift  # logsumexp
+    loss.backward()
+    eager = [v.grad for v in x]
+    softmax = np.exp([1.0, 3.0, 2.0]) / np.exp([1.0, 3.0, 2.0]).sum()
+    assert eager == pytest.approx(softmax.tolist(), rel=1e-12)  # the gradient of logsumexp
+    prog = chainrule.compile(loss)
+    for v, new in zip(x, (1000.0, 1002.0, 999.0), strict=True):
+        v.data, v.grad = new, 0.0
+    value = prog()  # exp(1002) would overflow: the shift follows the new logits
+    assert value == pytest.approx(1002.0 + math.log(math.exp(-2.0) + 1.0 + math.exp(-3.0)), rel=1e-12)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+import chainrule
 from chainrule import losses
 from chainrule.engine import RULES, Value, topological_order
 
@@ -146,3 +148,24 @@ def test_batched_cross_entropy():
     assert b.data == pytest.approx(a.data, abs=1e-12)
     for k, col in enumerate(columns):
         assert list(col.grad) == pytest.approx([row[k].grad for row in eager], abs=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy"])
+def test_compiled_stable_losses_recompute_their_shift_when_logits_grow_by_1000(loss: str) -> None:
+    # The max that keeps exp from overflowing is a detached `max` node: replay recomputes it.
+    x = Value(np.array([0.5, -1.0, 2.0]))
+    w = [Value(0.3), Value(-0.7), Value(1.1)]
+    b = [Value(0.0), Value(0.2), Value(-0.1)]
+
+    def build() -> Value:
+        if loss == "cross_entropy":
+            return losses.cross_entropy([wi * x + bi for wi, bi in zip(w, b, strict=True)], [0, 2, 1])
+        return losses.binary_cross_entropy(w[0] * x + b[0], [1.0, 0.0, 1.0])
+
+    prog = chainrule.compile(build())
+    for bi, shift in zip(b, (1000.0, 1001.0, 998.0), strict=True):
+        bi.data += shift
+    value = prog()
+    with chainrule.no_grad():
+        eager = build().data  # built again from the new numbers
+    assert math.isfinite(value) and value == pytest.approx(eager, rel=1e-12)

@@ -8,15 +8,6 @@ from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
 from .ops import define_op, remove_op
 from .serialize import load, save
 
-
-def _batch_type() -> type[Value]:
-    from .batch import Batch  # NumPy is imported with the first batch, not with chainrule
-
-    return Batch
-
-
-Value.batch_type = _batch_type  # `Value(array)` makes a batch; the engine itself never imports NumPy
-
 __version__ = "0.1.0"  # pyproject.toml reads it from here
 
 __all__ = [

@@ -134,6 +134,7 @@ class ArrayMath:
             return np.multiply(a, b)
 
     data, maximum = staticmethod(np.asarray), staticmethod(np.maximum)
+    maxof = staticmethod(lambda xs: np.maximum.reduce(np.broadcast_arrays(*map(np.asarray, xs))))  # NaN wins
     as_float = staticmethod(lambda c: np.asarray(c, dtype=np.float64))
     tanh, fabs = staticmethod(np.tanh), staticmethod(np.abs)
 

@@ -68,6 +68,12 @@ RULES = Rules({
                    lambda m, out, b, *wx: (1.0, *wx[len(wx) // 2 :], *wx[: len(wx) // 2]),  # x's, then w's
                    "∂/∂b = 1, ∂/∂wᵢ = xᵢ, ∂/∂xᵢ = wᵢ"),
     "sum": Rule(lambda m, x: m.sum(x), lambda m, out, x: (m.ones_like(x),), "∂/∂xᵢ = 1"),  # over a batch
+    # The largest input (a softmax's shift); inputs that tie for it share its slope, as in torch.amax.
+    "max": Rule(lambda m, *xs: m.maxof(xs), lambda m, out, *xs: m.ties(out, xs),
+                "∂/∂xᵢ = 1/k for the k inputs equal to the max, else 0"),
+    # The identity, with slope 0: what it reads is recomputed by every interpretation (compile too), and
+    # no gradient passes (torch's detach, JAX's stop_gradient).
+    "detach": Rule(lambda m, x: x, lambda m, out, x: (0.0,), "∂/∂x = 0: no gradient passes"),
 })
 
 
@@ -169,13 +175,12 @@ class Value:
     op: str
     parents: tuple[Value, ...]
     local_grads: tuple[Any, ...]
-    # What a 1-D array makes: chainrule/__init__.py sets it (to chainrule.batch.Batch, imported on the first
-    # batch), so that the engine never imports NumPy or the batch module.
-    batch_type: Callable[[], type[Value]] | None = None
 
     def __new__(cls, data: float | NDArray[np.float64] = 0.0, label: str = "") -> Value:
         if cls is Value and type(data) is not float and getattr(data, "ndim", None) not in (None, 0):
-            cls = Value.batch_type() if Value.batch_type else cls  # a batch (the subclass checks the shape)
+            from .batch import Batch  # imported (with NumPy) by the first batch: floats never need it
+
+            cls = Batch  # it checks the shape
         return object.__new__(cls)
 
     def __init__(self, data: float | NDArray[np.float64], label: str = "") -> None:
@@ -235,9 +240,7 @@ class Value:
     __lt__, __le__ = _compare(operator.lt), _compare(operator.le)
     __gt__, __ge__ = _compare(operator.gt), _compare(operator.ge)
 
-    def detach(self) -> Value:
-        """A new leaf with the same data (and label): gradients stop here."""
-        return Value(self.data, self.label)
+    detach = _method("detach")  # the same data, and gradients stop here (a node: replay recomputes it)
 
     def _backward(self) -> None:
         """This node's own step of backward, as in micrograd and the seeds: add `local · self.grad` to each

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias, cast
 
 from chainrule.engine import Value, linear
 from chainrule.nn import Module, _check_count
+from chainrule.ops import apply_op
 
 # An int, or one batched Value per vocabulary entry holding 1.0 where the example's token is that entry.
 Token: TypeAlias = int | Sequence[Value]
@@ -43,13 +44,10 @@ def _zero() -> Value:
 
 
 def _max_shift(z: Sequence[Value]) -> Value:
-    """A constant as large as the largest logit, per example: exp(z - m) never overflows and Σ exp ≥ 1.
-    NOTE: read from .data, a leaf: softmax is the same for any m, so no gradient need flow through it."""
-    if all(type(v.data) is float for v in z):
-        return Value(max(v.data for v in z), label="max")
-    import numpy as np
-
-    return Value(cast(float, np.max(np.broadcast_arrays(*(v.data for v in z)), axis=0)), label="max")
+    """The largest logit (per example), detached: exp(z - m) never overflows and Σ exp ≥ 1. Both are ops
+    of the graph, so a compiled program recomputes the shift from new logits; detached, because softmax is
+    the same for any m, and no gradient need flow through it (the grads are those of a constant m)."""
+    return apply_op("max", *z).detach()
 
 
 def softmax(logits: Sequence[Value]) -> list[Value]:

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeAlias, cast
 import numpy as np
 
 from chainrule.engine import Value, linear
+from chainrule.ops import apply_op
 
 Reduction: TypeAlias = Literal["mean", "sum"]
 Number: TypeAlias = Value | float
@@ -79,12 +80,11 @@ def _lift(x: Number) -> Value:
 
 
 def _softplus(z: Value) -> Value:
-    """log(1 + e^z) = logsumexp(0, z), stable for any z: with m = max(0, z) (a constant),
-    it is m + log(e^-m + e^(z-m)), where neither exp can overflow. The gradient is exactly sigmoid(z)
-    everywhere (no kink at 0), because m carries no gradient."""
-    m = np.maximum(z.data, 0.0)
-    mv = _batch(m) if _is_batch(z) else float(m)
-    return (_batch(-m).exp() + (z - mv).exp()).log() + mv
+    """log(1 + e^z) = logsumexp(0, z), stable for any z: with m = max(0, z), it is m + log(e^-m + e^(z-m)),
+    where neither exp can overflow. m is a detached `max` node, so a compiled loss recomputes it from new
+    logits, and no gradient flows through it: the gradient is exactly sigmoid(z) (no kink at 0)."""
+    m = apply_op("max", z, 0.0).detach()
+    return ((-m).exp() + (z - m).exp()).log() + m
 
 
 def mse(preds: Predictions, targets: Targets, reduction: Reduction = "mean") -> Value:
@@ -118,8 +118,9 @@ def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets:
 
     Eager: `logits[i]` holds one score per class for sample i. Batched: `logits[k]` is one Value
     holding class k's scores for the whole batch (what an MLP with k outputs returns on a batch).
-    `targets[i]` is sample i's class index. The max logit m is subtracted inside the exp (a constant,
-    so no gradient flows through it: logsumexp(z) = m + log Σ exp(z - m) for any m).
+    `targets[i]` is sample i's class index. The max logit m is subtracted inside the exp (a detached `max`
+    node: recomputed by a compiled loss, and no gradient flows through it, as logsumexp(z) = m + log Σ
+    exp(z - m) for any m).
     PyTorch: `F.cross_entropy`.
     """
     if reduction not in ("mean", "sum"):
@@ -137,7 +138,7 @@ def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets:
                              f"in [0, {n_classes})")
     if batch:
         zs = cast(list[Value], batch)
-        m = _batch(np.max([np.asarray(z.data) for z in zs], axis=0))
+        m = apply_op("max", *zs).detach()
         lse = _total((z - m).exp() for z in zs).log() + m
         picked = _total(z * _batch((t == k).astype(np.float64)) for k, z in enumerate(zs))
         total = (lse - picked).sum()
@@ -146,8 +147,8 @@ def cross_entropy(logits: Sequence[Sequence[Number]] | Sequence[Value], targets:
         for row, c in zip(rows, t.tolist(), strict=True):
             if len(row) != n_classes:
                 raise ValueError(f"cross_entropy: rows of logits differ in length ({len(row)}, {n_classes})")
-            mf = max(z.item() for z in row)
-            terms.append(_total((z - mf).exp() for z in row).log() + mf - row[c])
+            m = apply_op("max", *row).detach()
+            terms.append(_total((z - m).exp() for z in row).log() + m - row[c])
         total = _total(terms)
     return total * (1.0 / n) if reduction == "mean" else total
 

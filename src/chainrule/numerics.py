@@ -49,6 +49,17 @@ def zero_safe_mul(m: Any, a: Any, b: Any) -> Any:
     return m.where(m.data(a) == 0.0, 0.0, m.mul(a, b))
 
 
+def ties(m: Any, out: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """max's slopes: 1/k to each of the k inputs equal to the max, 0 to the others (torch.amax's choice;
+    torch.max with indices gives it all to one). A NaN max: the NaN inputs share it."""
+    top = m.data(out)
+    hits = [m.as_float((m.data(x) == top) | (m.data(x) != m.data(x))) for x in xs]  # x != x: x is NaN
+    k = hits[0]
+    for h in hits[1:]:
+        k = k + h
+    return tuple(h / k for h in hits)  # k ≥ 1: the max is one of the inputs
+
+
 def pow_limit(m: Any, a: Any, c: Any) -> Any:
     """a**c, or its limit where the plain power has none: 0 ** -0.5 is inf (from the right), an overflow
     is ±inf. Only the slope of ** uses it (sqrt at 0 has an infinite slope, as in PyTorch)."""
@@ -96,10 +107,15 @@ def _linear(b: float, wx: tuple[float, ...]) -> float:
     return out
 
 
+def _maxof(xs: tuple[float, ...]) -> float:
+    out = max(xs)  # max() alone would let a NaN through or not depending on where it stands
+    return math.nan if out != out or any(x != x for x in xs) else out
+
+
 def with_conventions(m: type) -> type:
     """Give the math namespace `m` the conventions above, read with its own primitives: `m.step(x)` is
     `step(m, x)`. Bound with `partial`, a C call rather than a Python frame (`**` makes three per op)."""
-    for convention in (relu, step, sign, log_or_zero, zero_safe_mul, pow_limit):
+    for convention in (relu, step, sign, log_or_zero, zero_safe_mul, pow_limit, ties):
         setattr(m, convention.__name__, partial(convention, m))
     return m
 
@@ -114,6 +130,7 @@ class FloatMath:
     data = operator.pos  # a float is its own data (pos is the identity on floats, at C speed)
     maximum, as_float = max, float
     linear, sum, ones_like = staticmethod(_linear), staticmethod(lambda x: x), staticmethod(lambda x: 1.0)
+    maxof = staticmethod(_maxof)
 
 
 def _on_values(method: str, on_numbers: Any) -> Any:
@@ -141,6 +158,7 @@ class ValueMath:
     pow, linear = staticmethod(_pow_values), staticmethod(_linear)
     # max(a, b) keeps a unless b > a (a comparison of data): relu's NaN propagates, as with floats.
     maximum = max
+    maxof = staticmethod(lambda xs: max(xs))  # the largest input itself (its slope goes to that one)
     ones_like = staticmethod(lambda x: 1.0)
 
     @staticmethod

@@ -66,15 +66,7 @@ def define_op(name: str, forward: Callable[..., Any], local: Callable[..., tuple
     def op(*xs: Value | float) -> Value:
         if arity is not None and len(xs) != arity:
             raise TypeError(f"{name} takes {arity} input{'s' * (arity != 1)}, got {len(xs)}")
-        if not xs:
-            raise TypeError(f"{name} needs at least one input")
-        parents = tuple(map(_lift, xs))
-        if None in parents:
-            bad = xs[parents.index(None)]
-            raise TypeError(f"{name} takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-        nodes: tuple[Value, ...] = parents  # type: ignore[assignment]  # no None left
-        kind = next((type(p) for p in nodes if type(p) is not Value), Value)  # a batch: its kind
-        return kind._apply(name, nodes, tuple(p.data for p in nodes))
+        return apply_op(name, *xs)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"The op {name!r} made by define_op. {formula}".strip()
@@ -83,6 +75,22 @@ def define_op(name: str, forward: Callable[..., Any], local: Callable[..., tuple
         setattr(Value, name, _method(name) if arity == 1 else op)
         _METHODS.add(name)
     return op
+
+
+def apply_op(name: str, *xs: Value | float) -> Value:
+    """The node of op `name` (a key of RULES) over `xs`, as the ops' methods make it: numbers become
+    leaves, a batch among the inputs makes the node a batch. `apply_op("max", *logits)` is the max."""
+    if name not in RULES:
+        raise ValueError(f"no op {name!r} in chainrule.RULES")
+    if not xs:
+        raise TypeError(f"{name} needs at least one input")
+    parents = tuple(map(_lift, xs))
+    if None in parents:
+        bad = xs[parents.index(None)]
+        raise TypeError(f"{name} takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
+    nodes: tuple[Value, ...] = parents  # type: ignore[assignment]  # no None left
+    kind = next((type(p) for p in nodes if type(p) is not Value), Value)  # a batch: its kind
+    return kind._apply(name, nodes, tuple(p.data for p in nodes))
 
 
 def remove_op(name: str) -> None:

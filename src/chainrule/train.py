@@ -162,14 +162,7 @@ def _compiled_pass(model: MLP, task: Task) -> Pass:
         nonlocal prog
         if prog is None:
             prog = capture()  # at the first step, inside fit's error handling
-        try:
-            loss = prog()
-        except ArithmeticError:
-            # NOTE: constants a loss computes from the data (the max that keeps a softplus or log-sum-exp
-            # from overflowing) stay as captured; far from there, their exp can overflow. Capture again
-            # from today's numbers, as the batched pass would build them; a second overflow is real.
-            prog = capture()
-            loss = prog()
+        loss = prog()  # the losses' stable forms are ops (a detached max), so replay recomputes them
         return loss, _class_scores(np.array([prog.value(h) for h in heads], dtype=np.float64))
 
     return run
