@@ -1,11 +1,11 @@
 """chainrule: a scalar autograd engine to learn backpropagation with."""
 
 from .compile import compile  # NumPy is imported by the first compile, not with chainrule
-from .engine import RULES, Rule, Value, enable_grad, linear, no_grad, topological_order
+from .engine import RULES, Rule, Value, enable_grad, no_grad, topological_order
 from .export import from_torch, to_torch  # torch itself is imported only when one of them runs
 from .functional import grad, hessian, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
-from .ops import define_op, remove_op
+from .ops import apply_op, define_op, linear, remove_op
 from .serialize import load, save
 
 __version__ = "0.1.0"  # pyproject.toml reads it from here
@@ -15,6 +15,7 @@ __all__ = [
     "GradcheckError",
     "Rule",
     "Value",
+    "apply_op",
     "check_graph",
     "compile",
     "define_op",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
@@ -255,21 +255,6 @@ class Value:
         backward_pass(self, create_graph)
 
     _apply: Callable[[str, tuple[Value, ...], tuple[Any, ...]], Value]  # apply() for this kind of number
-
-
-def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float) -> Value:
-    """b + w·x as one node (a neuron before its activation): `b + w[0]*x[0] + w[1]*x[1] + ...`."""
-    if len(w) != len(x):
-        raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
-    parents: Any = (b, *w, *x)
-    given, kinds = parents, set(map(type, parents))
-    if not all(issubclass(k, Value) for k in kinds):  # a number becomes a leaf, as in a + 1
-        parents = tuple(map(_lift, given))
-        if None in parents:
-            bad = given[[p is None for p in parents].index(True)]
-            raise TypeError(f"linear takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-    kind = next((k for k in kinds if k is not Value and issubclass(k, Value)), Value)  # a batch: its kind
-    return kind._apply("linear", parents, tuple(map(_data, parents)))
 
 
 _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in parents] at C speed

@@ -18,9 +18,9 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias, cast
 
-from chainrule.engine import Value, linear
+from chainrule.engine import Value
 from chainrule.nn import Module, _check_count
-from chainrule.ops import apply_op
+from chainrule.ops import apply_op, linear
 
 # An int, or one batched Value per vocabulary entry holding 1.0 where the example's token is that entry.
 Token: TypeAlias = int | Sequence[Value]

@@ -13,8 +13,8 @@ from typing import Any, Literal, TypeAlias, cast
 
 import numpy as np
 
-from chainrule.engine import Value, linear
-from chainrule.ops import apply_op
+from chainrule.engine import Value
+from chainrule.ops import apply_op, linear
 
 Reduction: TypeAlias = Literal["mean", "sum"]
 Number: TypeAlias = Value | float

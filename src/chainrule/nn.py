@@ -13,7 +13,8 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias, cast, get_args
 
-from chainrule.engine import Value, linear
+from chainrule.engine import Value
+from chainrule.ops import linear
 
 Activation: TypeAlias = Literal["tanh", "relu", "sigmoid", "linear"]
 BiasInit: TypeAlias = Literal["uniform", "zero"]

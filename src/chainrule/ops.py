@@ -1,4 +1,5 @@
-"""Your own op: a rule written like a row of `RULES`, checked against finite differences when you define it.
+"""Ops as functions: `apply_op` (any row of RULES over Values or numbers), `linear`, and your own op,
+a rule written like a row of `RULES` and checked against finite differences when you define it.
 
     softplus = define_op("softplus",
                          forward=lambda m, x: m.log(1.0 + m.exp(x)),
@@ -28,7 +29,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .engine import RULES, Rule, Value, _lift, _method
+from .engine import RULES, Rule, Value, _data, _lift, _method
 from .gradcheck import GradcheckError
 from .numerics import FLOAT_MATH, ValueMath
 
@@ -79,18 +80,29 @@ def define_op(name: str, forward: Callable[..., Any], local: Callable[..., tuple
 
 def apply_op(name: str, *xs: Value | float) -> Value:
     """The node of op `name` (a key of RULES) over `xs`, as the ops' methods make it: numbers become
-    leaves, a batch among the inputs makes the node a batch. `apply_op("max", *logits)` is the max."""
+    leaves (as in `a + 1`), a batch among the inputs makes the node a batch. `apply_op("max", *logits)` is
+    the largest logit; `linear` below is `apply_op("linear", b, *w, *x)`."""
     if name not in RULES:
         raise ValueError(f"no op {name!r} in chainrule.RULES")
     if not xs:
         raise TypeError(f"{name} needs at least one input")
-    parents = tuple(map(_lift, xs))
-    if None in parents:
-        bad = xs[parents.index(None)]
-        raise TypeError(f"{name} takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
-    nodes: tuple[Value, ...] = parents  # type: ignore[assignment]  # no None left
-    kind = next((type(p) for p in nodes if type(p) is not Value), Value)  # a batch: its kind
-    return kind._apply(name, nodes, tuple(p.data for p in nodes))
+    parents: Any = xs
+    kinds = set(map(type, xs))
+    if not all(issubclass(k, Value) for k in kinds):  # lifting only where needed: a layer calls this often
+        parents = tuple(map(_lift, xs))
+        if None in parents:
+            bad = xs[parents.index(None)]
+            raise TypeError(f"{name} takes Values or real numbers, got {type(bad).__name__}: {bad!r}")
+    kind = next((k for k in kinds if k is not Value and issubclass(k, Value)), Value)  # a batch: its kind
+    return kind._apply(name, parents, tuple(map(_data, parents)))
+
+
+def linear(w: Sequence[Value | float], x: Sequence[Value | float], b: Value | float) -> Value:
+    """b + w·x as one node (a neuron before its activation): `b + w[0]*x[0] + w[1]*x[1] + ...`, with
+    micrograd's order of additions (the same floats as its chain of `+` and `*`)."""
+    if len(w) != len(x):
+        raise ValueError(f"linear needs as many weights as inputs, got {len(w)} and {len(x)}")
+    return apply_op("linear", b, *w, *x)
 
 
 def remove_op(name: str) -> None:

@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH
 from .compile import NUMBER, Instruction, Plan, format_plan
-from .engine import RULES, Rule, Value, _data, linear
+from .engine import RULES, Rule, Value, _data
 from .numerics import FLOAT_MATH
+from .ops import linear
 
 Array = NDArray[np.float64]
 
