@@ -63,6 +63,11 @@ def _node(rng: random.Random, op: str, pool: list[Value]) -> Value | None:
         if len(xs) > 1 and np.min(np.abs(top2[-1] - top2[0])) <= 1e-6:
             return None  # off the kink (a tie): rounding may put either input on top
         return apply_op("max", *xs)
+    if op == "lookup":  # an index leaf (a number, or a batch of indices) into entries of the pool
+        entries = [rng.choice(pool) for _ in range(rng.randint(1, 4))]
+        n = next((len(np.atleast_1d(x.data)) for x in pool if type(x.data) is not float), 0)
+        ids = [float(rng.randrange(len(entries))) for _ in range(n or 1)]
+        return apply_op("lookup", Value(np.array(ids)) if n else Value(ids[0]), *entries)
     return getattr(a, op)()  # type: ignore[no-any-return]
 
 

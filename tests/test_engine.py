@@ -136,7 +136,7 @@ def test_op_names_and_parents_in_order() -> None:
 
 def test_every_rule_has_a_formula_and_is_exercised() -> None:
     ops = {"+", "*", "/", "**", "exp", "log", "tanh", "sigmoid", "relu", "abs", "linear", "sum", "max",
-           "detach"}
+           "detach", "lookup"}
     assert set(chainrule.RULES) == ops
     assert all(rule.formula.startswith("∂/∂") for rule in chainrule.RULES.values())
 
@@ -1025,3 +1025,70 @@ def test_a_detached_shift_is_recomputed_by_compile() -> None:
         v.data, v.grad = new, 0.0
     value = prog()  # exp(1002) would overflow: the shift follows the new logits
     assert value == pytest.approx(1002.0 + math.log(math.exp(-2.0) + 1.0 + math.exp(-3.0)), rel=1e-12)
+
+
+# --- lookup: an index that is data -------------------------------------------------------------------
+
+
+def test_lookup_reads_the_entry_and_sends_its_gradient_there(torch: Any) -> None:
+    table = [Value(x) for x in (0.5, -1.25, 2.0, 0.75)]
+    i = Value(2.0)
+    out = apply_op("lookup", i, *table)
+    assert out.data == 2.0 and out.op == "lookup" and out.local_grads == (0.0, 0.0, 0.0, 1.0, 0.0)
+    loss = out * out * 3.0 + apply_op("lookup", Value(0.0), *table)
+    loss.backward(create_graph=True)
+    firsts = [t.grad for t in table]
+    tw = torch.tensor([t.data for t in table], dtype=torch.float64, requires_grad=True)
+    tloss = (torch.index_select(tw, 0, torch.tensor([2])) ** 2 * 3.0).sum() + tw[0]
+    (tg,) = torch.autograd.grad(tloss, tw, create_graph=True)
+    assert [float(g.data if isinstance(g, Value) else g) for g in firsts] == pytest.approx(tg.tolist())
+    assert i.grad.data == 0.0  # an index is data: its slope is 0
+    for t in table:
+        t.grad = 0.0
+    firsts[2].backward()  # d/dw₂ of 6·w₂: the second derivative, from the constants the rule gives
+    (th,) = torch.autograd.grad(tg[2], tw)
+    assert [t.grad for t in table] == pytest.approx(th.tolist())
+
+
+def test_lookup_of_a_batch_of_indices_scatters_its_gradient_as_torch_embedding(torch: Any) -> None:
+    rows = [[Value((3 * r + c) / 7.0) for c in range(3)] for r in range(5)]
+    ids = np.array([4, 1, 1, 0, 4, 4])
+    index = Value(ids.astype(float))
+    cols = [apply_op("lookup", index, *[row[c] for row in rows]) for c in range(3)]
+    loss = (cols[0] * cols[1] + cols[2].tanh()).sum()
+    loss.backward()
+    tw = torch.tensor([[3 * r + c for c in range(3)] for r in range(5)], dtype=torch.float64) / 7.0
+    tw.requires_grad_()
+    e = torch.nn.functional.embedding(torch.tensor(ids), tw)
+    tloss = (e[:, 0] * e[:, 1] + e[:, 2].tanh()).sum()
+    tloss.backward()
+    assert loss.data == pytest.approx(tloss.item(), rel=1e-12)
+    got = [[v.grad for v in row] for row in rows]  # row 4 read three times, row 1 twice, 2 and 3 never
+    np.testing.assert_allclose(got, tw.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_one_compiled_program_serves_every_batch_of_tokens() -> None:
+    table = [[Value(0.1 * (r - c)) for c in range(2)] for r in range(4)]
+    index = Value(np.array([0.0, 3.0, 2.0]))
+    loss = sum((apply_op("lookup", index, *[row[c] for row in table]).exp() for c in range(2)),
+               Value(0.0)).sum()
+    prog = chainrule.compile(loss)
+    for new in ([1.0, 1.0, 0.0], [3.0, 2.0, 1.0]):
+        index.data = np.array(new)
+        want = sum(math.exp(table[int(t)][c].data) for t in new for c in range(2))
+        for row in table:
+            for v in row:
+                v.grad = 0.0
+        assert prog() == pytest.approx(want, rel=1e-12)
+        counts = [new.count(float(r)) for r in range(4)]
+        assert [table[r][0].grad for r in range(4)] == pytest.approx(
+            [counts[r] * math.exp(table[r][0].data) for r in range(4)])
+
+
+@pytest.mark.parametrize("bad", [2.5, -1.0, 4.0, math.nan])
+def test_a_lookup_index_outside_the_table_is_refused(bad: float) -> None:
+    table = [Value(1.0), Value(2.0), Value(3.0), Value(4.0)]
+    with pytest.raises(ValueError, match=r"lookup failed \(index .* not an integer in \[0, 4\)\)"):
+        apply_op("lookup", Value(bad), *table)
+    with pytest.raises(ValueError, match=r"index not an integer in \[0, 4\) at element 1"):
+        apply_op("lookup", Value(np.array([1.0, bad])), *table)

@@ -253,3 +253,18 @@ def test_parameters_are_the_named_parameters_without_names(module: Any) -> None:
         p.grad = 2.0
     module.zero_grad()
     assert all(p.grad == 0.0 for p in values)
+
+
+def test_an_embedding_read_through_an_index_value_is_one_graph_for_every_token() -> None:
+    emb = Embedding(5, 3, rng=random.Random(0))
+    token = Value(3.0)
+    row = emb(token)  # lookup nodes: the graph does not depend on which token is read
+    assert [v.data for v in row] == [v.data for v in emb.weight[3]] and {v.op for v in row} == {"lookup"}
+    batch = emb(Value(np.array([0.0, 4.0, 4.0])))
+    np.testing.assert_array_equal(batch[1].data, [emb.weight[0][1].data, emb.weight[4][1].data,
+                                                  emb.weight[4][1].data])
+    loss = sum((v.sum() for v in batch), Value(0.0))
+    loss.backward()
+    assert [emb.weight[r][0].grad for r in range(5)] == [1.0, 0.0, 0.0, 0.0, 2.0]  # row 4 read twice
+    with pytest.raises(ValueError, match=r"lookup failed \(index 5.0 is not an integer in \[0, 5\)\)"):
+        emb(Value(5.0))

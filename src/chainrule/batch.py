@@ -135,6 +135,19 @@ class ArrayMath:
 
     data, maximum = staticmethod(np.asarray), staticmethod(np.maximum)
     maxof = staticmethod(lambda xs: np.maximum.reduce(np.broadcast_arrays(*map(np.asarray, xs))))  # NaN wins
+
+    @staticmethod
+    def pick(i: Any, xs: tuple[Any, ...]) -> Any:
+        """xs[i] element by element: each position of the index reads the entry it names at that position
+        (a batch of tokens reading number entries; compile's stacked rows, one per node)."""
+        index = np.asarray(i)
+        bad = (index != np.round(index)) | (index < 0) | (index >= len(xs)) | np.isnan(index)
+        if bad.any():
+            raise ValueError(f"index not an integer in [0, {len(xs)}){_first_bad(bad, index)}")
+        if all(type(x) is float for x in xs):  # the usual case: a table of numbers, a batch of tokens
+            return np.asarray(xs)[index.astype(np.intp)]
+        index, *entries = np.broadcast_arrays(index, *map(np.asarray, xs))
+        return np.take_along_axis(np.stack(entries), index.astype(np.intp)[None], axis=0)[0]
     as_float = staticmethod(lambda c: np.asarray(c, dtype=np.float64))
     tanh, fabs = staticmethod(np.tanh), staticmethod(np.abs)
 

@@ -74,6 +74,11 @@ RULES = Rules({
     # The identity, with slope 0: what it reads is recomputed by every interpretation (compile too), and
     # no gradient passes (torch's detach, JAX's stop_gradient).
     "detach": Rule(lambda m, x: x, lambda m, out, x: (0.0,), "∂/∂x = 0: no gradient passes"),
+    # table[i] with the index as data: inputs are the index (a number holding an integer, or a batch of
+    # them), then the entries to pick from. The graph is the same whichever entry is read, so one compiled
+    # program serves every token; backward adds into the entry read (torch's Embedding, index_select).
+    "lookup": Rule(lambda m, i, *xs: m.pick(i, xs), lambda m, out, i, *xs: (0.0, *m.one_hot(i, len(xs))),
+                   "∂/∂xⱼ = 1 for the entry read (j = index), else 0; ∂/∂index = 0"),
 })
 
 

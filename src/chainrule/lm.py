@@ -99,7 +99,13 @@ class Embedding(Module):
         self.num, self.dim = _check_count("num", num), _check_count("dim", dim)
         self.weight = _matrix(num, dim, std, rng or random.Random(), name)
 
-    def __call__(self, token: Token) -> list[Value]:
+    def __call__(self, token: Token | Value) -> list[Value]:
+        """The row of `token`: an int reads the row itself (eager; the graph then depends on the token); a
+        Value holding the index (a number, or a batch of token ids) makes one `lookup` node per column,
+        whose graph is the same for every token (what `chainrule.compile` needs); a one-hot list of
+        Values makes Σ_i onehot_i·row_i (batched)."""
+        if isinstance(token, Value):
+            return [apply_op("lookup", token, *[row[d] for row in self.weight]) for d in range(self.dim)]
         if isinstance(token, int):
             if not 0 <= token < self.num:
                 raise ValueError(f"token {token} is not in [0, {self.num}) for {self!r}")

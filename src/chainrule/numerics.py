@@ -60,6 +60,13 @@ def ties(m: Any, out: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(h / k for h in hits)  # k ≥ 1: the max is one of the inputs
 
 
+def one_hot(m: Any, i: Any, n: int) -> tuple[Any, ...]:
+    """lookup's slopes: 1 for the entry the index reads, 0 for the others (an index is data, not a
+    variable: its own slope is 0)."""
+    k = m.data(i)
+    return tuple(m.as_float(k == float(j)) for j in range(n))
+
+
 def pow_limit(m: Any, a: Any, c: Any) -> Any:
     """a**c, or its limit where the plain power has none: 0 ** -0.5 is inf (from the right), an overflow
     is ±inf. Only the slope of ** uses it (sqrt at 0 has an infinite slope, as in PyTorch)."""
@@ -112,10 +119,16 @@ def _maxof(xs: tuple[float, ...]) -> float:
     return math.nan if out != out or any(x != x for x in xs) else out
 
 
+def _pick(i: Any, xs: tuple[Any, ...]) -> Any:
+    if not (float(i).is_integer() and 0 <= i < len(xs)):
+        raise ValueError(f"index {i} is not an integer in [0, {len(xs)})")
+    return xs[int(i)]
+
+
 def with_conventions(m: type) -> type:
     """Give the math namespace `m` the conventions above, read with its own primitives: `m.step(x)` is
     `step(m, x)`. Bound with `partial`, a C call rather than a Python frame (`**` makes three per op)."""
-    for convention in (relu, step, sign, log_or_zero, zero_safe_mul, pow_limit, ties):
+    for convention in (relu, step, sign, log_or_zero, zero_safe_mul, pow_limit, ties, one_hot):
         setattr(m, convention.__name__, partial(convention, m))
     return m
 
@@ -130,7 +143,7 @@ class FloatMath:
     data = operator.pos  # a float is its own data (pos is the identity on floats, at C speed)
     maximum, as_float = max, float
     linear, sum, ones_like = staticmethod(_linear), staticmethod(lambda x: x), staticmethod(lambda x: 1.0)
-    maxof = staticmethod(_maxof)
+    maxof, pick = staticmethod(_maxof), staticmethod(_pick)
 
 
 def _on_values(method: str, on_numbers: Any) -> Any:
@@ -159,6 +172,7 @@ class ValueMath:
     # max(a, b) keeps a unless b > a (a comparison of data): relu's NaN propagates, as with floats.
     maximum = max
     maxof = staticmethod(lambda xs: max(xs))  # the largest input itself (its slope goes to that one)
+    pick = staticmethod(lambda i, xs: _pick(getattr(i, "data", i), xs))  # the entry itself
     ones_like = staticmethod(lambda x: 1.0)
 
     @staticmethod
