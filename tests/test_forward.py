@@ -235,6 +235,16 @@ def test_bad_input_is_rejected_with_a_clear_message(call: Callable[[], Any], err
     assert words in str(info.value)
 
 
+def test_a_dual_pickles_and_copies_as_a_leaf_with_its_tangent() -> None:
+    import copy
+    import pickle
+
+    d = Dual(0.5, -2.0, "x") * Dual(3.0, 1.0)
+    d.label = "y"
+    for twin in (pickle.loads(pickle.dumps(d)), copy.deepcopy(d)):
+        assert type(twin) is Dual and (twin.data, twin.tangent, twin.label) == (1.5, -5.5, "y")
+
+
 def test_tangent_of_is_the_sum_over_inputs_that_carry_a_tangent() -> None:
     a, b, c = Dual(1.0, 2.0), Dual(5.0, -1.0), Value(3.0)
     assert tangent_of((a, b, c), (10.0, 3.0, math.inf)) == 10.0 * 2.0 + 3.0 * -1.0  # c: no term, no inf

@@ -29,8 +29,9 @@ from .numerics import FLOAT_MATH
 def tangent_of(parents: Sequence[Value], locals_: Sequence[Any]) -> Any:
     """ṫ(out) = Σ local_i · ṫ(x_i): the chain rule, forward, in one line. A parent that is not a Dual (a
     constant, or a Value computed from constants only) has no tangent and no term: so an infinite local
-    derivative towards a constant (d(0 ** x)/d0) never meets a zero. A Dual's zero tangent is multiplied
-    like any other (0 · inf is nan, as in torch.func.jvp and as `backward` multiplies)."""
+    derivative towards a constant (0 ** y's towards its base 0, for y < 1) never meets a zero. A Dual's
+    zero tangent is multiplied like any other (0 · inf is nan, as in torch.func.jvp and as `backward`
+    multiplies)."""
     return sum([local * p.tangent for p, local in zip(parents, locals_) if isinstance(p, Dual)], 0.0)  # noqa: B905
 
 
@@ -53,6 +54,9 @@ class Dual(Value):
         if not isinstance(tangent, numbers.Real):
             raise TypeError(f"a tangent must be a real number, got {type(tangent).__name__}: {tangent!r}")
         self.tangent = float(tangent)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # as Value's: a leaf, with its tangent
+        return Dual, (self.data, self.tangent, self.label), (None, {"grad": self.grad})
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
