@@ -1,4 +1,5 @@
-"""Backward, one edge at a time: the records the text stepper prints and the explorer replays.
+"""Backward, one edge at a time: the records the text stepper prints and the explorer replays; and forward
+mode, one node at a time (`forward_steps`).
 
 There is no second backward loop here: `replay` runs the engine's own (`chainrule.engine.backward_pass`,
 the loop behind `Value.backward`) with a trace, and turns each traced edge into a `Step`. So the steps'
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from chainrule.engine import Value, backward_pass, topological_order
+from chainrule.forward import Dual, forward_pass
 
 
 def fmt(x: Any) -> str:
@@ -144,8 +146,6 @@ def forward_steps(root: Value, wrt: Value, inputs: list[Value] | None = None) ->
     every leaf; leaves left out are constants, with no tangent), then one step per node that depends on
     an input, in topological order. The numbers are `chainrule.forward.forward_pass`'s (the replay through
     `Dual`, the same line as `jvp`); the last step's tangent is d(root)/d(wrt). root's graph is untouched."""
-    from chainrule.forward import Dual, forward_pass
-
     order = topological_order(root)
     inputs = [v for v in order if not v.parents] if inputs is None else inputs
     twins = forward_pass(root, {**dict.fromkeys(inputs, 0.0), wrt: 1.0})
