@@ -328,6 +328,37 @@ def test_steps_flag_prints_the_text_stepper(capsys: pytest.CaptureFixture[str]) 
                           "  2. a + a (+) → a: grad(a) += 1.0000 × 1.0000 = 1.0000 → 2.0000"]
 
 
+# ----- graph --forward NAME: forward mode's tangent steps and both modes' counts -----------------------
+def test_forward_flag_steps_the_tangent_and_counts_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", "a + a*b", "--at", "a=3,b=2", "--forward", "b"]) == 0
+    assert capsys.readouterr().out.splitlines()[3:] == [
+        "forward mode for d/db, one node at a time (ṫ(b) = 1, the other names 0; ṫ = Σ local × ṫ(input)):",
+        "  1. a*b (*): ṫ = 2.0000 × ṫ(a) + 3.0000 × ṫ(b) = 2.0000 × 0.0000 + 3.0000 × 1.0000 = 3.0000",
+        "  2. a + a*b (+): ṫ = 1.0000 × ṫ(a) + 1.0000 × ṫ(a*b) = 1.0000 × 0.0000 + 1.0000 × 3.0000 = 3.0000",
+        "  d(a + a*b)/db = 3.0000, as backward's dL/db",
+        "the whole gradient (2 names): forward mode 2 passes × 4 = 8 multiply-adds, "
+        "reverse mode 1 pass × 4 = 4"]
+
+
+def test_forward_flag_on_the_neuron_after_the_backward_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", *NEURON, "--steps", "--forward", "x1"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("backward, one edge at a time") < out.index("forward mode for d/dx1")
+    assert "  d(tanh(x1*w1 + x2*w2 + b))/dx1 = -1.5000, as backward's dL/dx1\n" in out
+    assert out.endswith("forward mode 5 passes × 9 = 45 multiply-adds, reverse mode 1 pass × 9 = 9\n")
+
+
+def test_forward_flag_on_a_leaf_and_on_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", "x", "--at", "x=1", "--forward", "x"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "x is a leaf: forward mode has no edges to step through"
+    assert cli.main(["graph", "x*y", "--at", "x=1,y=2", "--forward", "z"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("chainrule graph: error: --forward: no name 'z' in the expression "
+                            "(names: x, y)\n")
+
+
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_svg_and_png_with_graphviz(tmp_path: Path, suffix: str) -> None:
     need_dot()

@@ -100,3 +100,68 @@ def test_a_step_shows_factors_whose_product_reads_as_the_sum_shown() -> None:
     assert factors(2.0, 0.5, 1.0) == ("2.0000", "0.5000")  # exact already: 4 decimals, as the drawings
     a, b = factors(-1.23456789, 3.3333333, -1.23456789 * 3.3333333)
     assert f"{float(a) * float(b):.4f}" == f"{-1.23456789 * 3.3333333:.4f}"
+
+
+# ----- forward mode: the tangent of d/d(input), one node at a time --------------------------------------
+
+@pytest.mark.parametrize("make", ["expression", "neuron", "twice", "mlp"])
+def test_forward_steps_end_at_backwards_gradient(make: str) -> None:
+    from chainrule.forward import tangent_of
+    from chainrule.viz import forward_steps
+
+    if make == "expression":
+        root, named = FIRST_GRAPH.build()
+    elif make == "neuron":
+        root, named = NEURON.build()
+    elif make == "twice":
+        a = Value(-1.5, "a")
+        root, named = (a + a) * a, {"a": a}
+    else:
+        model, root, _ = demo_mlp()
+        named = {f"p{i}": p for i, p in enumerate(model.parameters()[:40:7])}
+    root.backward()
+    before = {id(v): (v.grad, v.parents) for v in topological_order(root)}
+    leaves = [v for v in topological_order(root) if not v.parents]
+    for v in (v for v in named.values() if not v.parents):
+        steps = forward_steps(root, v)
+        assert {id(u): (u.grad, u.parents) for u in topological_order(root)} == before  # graph untouched
+        assert steps[-1].node is root and steps[-1].tangent == pytest.approx(v.grad, rel=1e-12, abs=1e-15)
+        for s in steps:  # each step is tangent_of's sum over the node's inputs, the line jvp runs
+            parents = [x for x, _, _ in s.terms]
+            assert all(any(x is p for p in s.node.parents) for x in parents)
+            assert s.tangent == tangent_of(
+                [_tangent_carrier(t) for _, _, t in s.terms], [local for _, local, _ in s.terms])
+        # every leaf is an input by default: one step per node with parents (all depend on a leaf)
+        assert len(steps) == sum(1 for u in topological_order(root) if u.parents)
+        assert len(forward_steps(root, v, leaves)) == len(steps)
+
+
+def _tangent_carrier(t: float) -> Value:
+    from chainrule.forward import Dual
+
+    return Dual(0.0, t)
+
+
+def test_forward_steps_print_the_sum_of_local_times_tangent() -> None:
+    from chainrule.viz import forward_steps
+
+    root, named = NEURON.build()
+    inputs = [named[k] for k in ("x1", "x2", "w1", "w2", "b")]
+    lines = [str(s) for s in forward_steps(root, named["x1"], inputs)]
+    assert lines[0] == ("  1. x1*w1 (*): ṫ = -3.0000 × ṫ(x1) + 2.0000 × ṫ(w1) = -3.0000 × 1.0000 + "
+                        "2.0000 × 0.0000 = -3.0000")
+    assert lines[-1] == "  5. o (tanh): ṫ = 0.5000 × ṫ(n) = 0.5000 × -3.0000 = -1.5000"
+    assert len(lines) == 5  # the neuron's 5 nodes with parents, in topological order
+
+
+def test_forward_steps_leave_out_what_does_not_depend_on_an_input() -> None:
+    from chainrule.viz import forward_steps
+
+    x, c = Value(2.0, "x"), Value(3.0, "c")
+    k = c * c  # a constant: no tangent, no step
+    k.label = "k"
+    root = x * k
+    steps = forward_steps(root, x, [x])
+    assert [s.node for s in steps] == [root]
+    assert str(steps[0]) == "  1. *:18.0000 (*): ṫ = 9.0000 × ṫ(x) = 9.0000 × 1.0000 = 9.0000"
+    assert len(forward_steps(root, x)) == 2  # every leaf an input: k depends on c, so it has a step

@@ -3,6 +3,7 @@
 from .compile import compile  # NumPy is imported by the first compile, not with chainrule
 from .engine import RULES, Rule, Value, enable_grad, no_grad, topological_order
 from .export import from_torch, to_torch  # torch itself is imported only when one of them runs
+from .forward import Dual, hvp, jvp  # forward mode: jvp, and hvp (forward-over-reverse)
 from .functional import grad, hessian, value_and_grad
 from .gradcheck import GradcheckError, check_graph, gradcheck, numerical_grad
 from .ops import apply_op, define_op, linear, remove_op
@@ -12,6 +13,7 @@ __version__ = "0.1.0"  # pyproject.toml reads it from here
 
 __all__ = [
     "RULES",
+    "Dual",
     "GradcheckError",
     "Rule",
     "Value",
@@ -24,6 +26,8 @@ __all__ = [
     "grad",
     "gradcheck",
     "hessian",
+    "hvp",
+    "jvp",
     "linear",
     "load",
     "no_grad",

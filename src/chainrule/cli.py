@@ -270,6 +270,9 @@ def _add_graph_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--params", default="", metavar="NAME,...",
                    help="names to colour as parameters (the others are inputs)")
     p.add_argument("--steps", action="store_true", help="also print backward one edge at a time")
+    p.add_argument("--forward", metavar="NAME",
+                   help="also print forward mode for d/dNAME, one node at a time (ṫ = Σ local × ṫ(input)), "
+                        "and the multiply-adds each mode needs for the whole gradient")
     p.set_defaults(func=_cmd_graph)
 
 
@@ -284,6 +287,9 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     unknown = [n for n in params if n not in leaves]
     if unknown:
         raise _UsageError(f"--params names not in the expression: {', '.join(unknown)}")
+    if args.forward is not None and args.forward not in leaves:
+        names = ", ".join(leaves)
+        raise _UsageError(f"--forward: no name {args.forward!r} in the expression (names: {names})")
     if args.out:
         with _refused("--out: "):
             check_target(root, args.out)
@@ -298,6 +304,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         print("backward, one edge at a time (grad(input) += local × upstream):")
         for step in backward_steps(root):
             print(step)
+    if args.forward is not None:
+        _print_forward(args.expr.strip(), root, leaves, args.forward)
     if args.out:
         try:
             written = render(root, args.out, params=[leaves[n] for n in params], title=args.expr.strip(),
@@ -307,6 +315,25 @@ def _cmd_graph(args: argparse.Namespace) -> int:
             raise _Failed(str(err).splitlines()[0]) from None
         print(f"wrote {written}")
     return EXIT_OK
+
+
+def _print_forward(expr: str, root: Any, leaves: dict[str, Any], name: str) -> None:
+    """graph --forward NAME: forward mode's steps for d/dNAME, then what each mode costs for every name."""
+    from chainrule.forward import op_counts
+    from chainrule.viz import forward_steps
+
+    if not root.parents:
+        print(f"{expr} is a leaf: forward mode has no edges to step through")
+        return
+    print(f"forward mode for d/d{name}, one node at a time (ṫ({name}) = 1, the other names 0; "
+          "ṫ = Σ local × ṫ(input)):")
+    steps = forward_steps(root, leaves[name], list(leaves.values()))
+    for step in steps:
+        print(step)
+    print(f"  d({expr})/d{name} = {steps[-1].tangent:.4f}, as backward's dL/d{name}")
+    n, per_pass, forward, reverse = op_counts(root, list(leaves.values()))
+    print(f"the whole gradient ({n} names): forward mode {n} passes × {per_pass} = {forward} multiply-adds, "
+          f"reverse mode 1 pass × {reverse} = {reverse}")
 
 
 # ----- names: the character models of makemore and microgpt -------------------------------------------

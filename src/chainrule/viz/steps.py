@@ -1,4 +1,5 @@
-"""Backward, one edge at a time: the records the text stepper prints and the explorer replays.
+"""Backward, one edge at a time: the records the text stepper prints and the explorer replays; and forward
+mode, one node at a time (`forward_steps`).
 
 There is no second backward loop here: `replay` runs the engine's own (`chainrule.engine.backward_pass`,
 the loop behind `Value.backward`) with a trace, and turns each traced edge into a `Step`. So the steps'
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from chainrule.engine import Value, backward_pass, topological_order
+from chainrule.forward import Dual, forward_pass
 
 
 def fmt(x: Any) -> str:
@@ -119,3 +121,38 @@ def backward_steps(root: Value) -> Iterator[Step]:
 def final_grads(root: Value) -> dict[int, Any]:
     """Grads after all steps, keyed by `id(value)` (root → 1.0, values without steps → 0.0)."""
     return replay(root).grads
+
+
+# ----- forward mode: the tangent of d/d(input), pushed from the inputs to the output --------------------
+
+@dataclass(frozen=True)
+class TangentStep:
+    """One node of a forward-mode pass: its tangent from its inputs', ṫ(node) = Σ local × ṫ(input)."""
+
+    index: int  # 0-based position in the forward (topological) order
+    node: Value  # the node of the graph whose tangent this step computes
+    terms: tuple[tuple[Value, Any, Any], ...]  # (input, local, ṫ(input)) for each input carrying a tangent
+    tangent: Any  # ṫ(node): the sum of the terms' products, as chainrule.forward.tangent_of computed it
+
+    def __str__(self) -> str:
+        names = " + ".join(f"{fmt(local)} × ṫ({name_of(x)})" for x, local, _ in self.terms)
+        numbers = " + ".join(f"{fmt(local)} × {fmt(t)}" for _, local, t in self.terms)
+        return (f"{self.index + 1:>3}. {name_of(self.node)} ({self.node.op}): ṫ = {names} = {numbers} = "
+                f"{fmt(self.tangent)}")
+
+
+def forward_steps(root: Value, wrt: Value, inputs: list[Value] | None = None) -> list[TangentStep]:
+    """Forward mode on root's graph for d(root)/d(wrt): ṫ(wrt) = 1 and 0 on the other `inputs` (by default
+    every leaf; leaves left out are constants, with no tangent), then one step per node that depends on
+    an input, in topological order. The numbers are `chainrule.forward.forward_pass`'s (the replay through
+    `Dual`, the same line as `jvp`); the last step's tangent is d(root)/d(wrt). root's graph is untouched."""
+    order = topological_order(root)
+    inputs = [v for v in order if not v.parents] if inputs is None else inputs
+    twins = forward_pass(root, {**dict.fromkeys(inputs, 0.0), wrt: 1.0})
+    steps: list[TangentStep] = []
+    for node, twin in zip(order, twins, strict=True):
+        if isinstance(twin, Dual) and twin.parents:
+            terms = tuple((x, local, t.tangent) for x, t, local in zip(
+                node.parents, twin.parents, twin.local_grads, strict=True) if isinstance(t, Dual))
+            steps.append(TangentStep(len(steps), node, terms, twin.tangent))
+    return steps
