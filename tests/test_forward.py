@@ -371,3 +371,12 @@ def test_op_counts_of_the_demo_mlp_one_loss_and_337_parameters() -> None:
     tangent_edges = sum(id(p) in depends for v in nodes for p in v.parents)
     assert counts == (337, tangent_edges, 337 * tangent_edges, edges)
     assert counts.forward > 300 * counts.reverse  # why reverse mode trains networks
+
+
+def test_a_batch_meeting_a_dual_is_refused_instead_of_dropping_the_tangent() -> None:
+    batch, dual = Value(np.array([1.0, 2.0])), Dual(0.5, 1.0)
+    makes = (lambda: batch * dual, lambda: dual * batch, lambda: batch + dual,
+             lambda: linear([dual], [batch], 0.0))
+    for make in makes:
+        with pytest.raises(TypeError, match="forward mode works on numbers, not on batches"):
+            make()

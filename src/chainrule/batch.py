@@ -197,6 +197,10 @@ class Batch(Value):
 
     @staticmethod
     def _apply(op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
+        other = next((p for p in parents if type(p) is not Value and type(p) is not Batch), None)
+        if other is not None:  # another kind of number (forward mode's Dual) would lose what it carries
+            raise TypeError(f"{op}: a batch cannot meet a {type(other).__name__} ({other!r}); forward mode "
+                            "works on numbers, not on batches")
         check_lengths(op, parents)
         node = apply(ARRAY_MATH, Value if op == "sum" else Batch, op, parents, xs)  # a sum is one number
         if type(node.data) is not float:
