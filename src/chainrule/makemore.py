@@ -135,7 +135,8 @@ def context_loss(model: ContextModel, X: Sequence[Sequence[int]], Y: Sequence[in
 
 class _Compiled:
     """The batched graph of one shape, captured once: later batches of that shape replay it with their
-    tokens written into the one-hot leaves (a program reads its leaves' data at every run)."""
+    tokens written into the one-hot leaves (a program reads its leaves' data at every run). Every softmax's
+    shift is a node of the graph (a detached max), so the replay recomputes it for each batch."""
 
     def __init__(self, build: Callable[[], tuple[Value, list[Value]]]) -> None:
         self.build = build
@@ -148,13 +149,7 @@ class _Compiled:
             self.program = compile(root)
         for leaf, data in zip(self.leaves, onehots, strict=True):
             leaf.data = data
-        try:
-            return self.program()
-        except ArithmeticError:
-            # NOTE: the max shift of each softmax is a constant captured with the first batch; on far larger
-            # logits its exp can overflow. Capture again from today's batch; a second overflow is real.
-            self.program = None
-            return self(onehots)
+        return self.program()
 
 
 def _onehot_arrays(ids: Sequence[int], vocab: int) -> list[Any]:
