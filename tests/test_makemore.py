@@ -104,6 +104,33 @@ def test_the_microgpt_preset_compiled_gives_the_eager_losses_over_20_names_of_va
     assert runs["compiled"][1] == pytest.approx(runs["eager"][1], rel=1e-9, abs=1e-12)
 
 
+def test_a_padded_batch_of_names_of_any_lengths_is_the_mean_of_their_eager_losses() -> None:
+    tok = CharTokenizer()
+    model = GPT(n_embd=8, n_head=2, block_size=8, rng=random.Random(5))
+    rows = [tok.encode(w) for w in ("al", "isabella", "mia", "maximiliana")]  # the last is cut to the block
+    loss, leaves = makemore._names_graph(model, rows, tok.vocab_size)
+    eager = [makemore.name_loss(model, r) for r in rows]
+    assert loss.data == pytest.approx(math.fsum(e.data for e in eager) / len(rows), rel=1e-12)
+    loss.backward()
+    batched = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    makemore._mean(eager).backward()
+    assert batched == pytest.approx([p.grad for p in model.parameters()], rel=1e-9, abs=1e-14)
+    # the weights: 1/(n·B) on a name's n real positions, 0 on its padding
+    weights = [leaf.data for leaf in leaves if leaf.label.startswith("weight")]
+    assert [w[0] for w in weights] == pytest.approx([1 / (3 * 4)] * 3 + [0.0] * 5)
+
+
+def test_one_program_per_batch_size_and_padded_length_serves_every_mix_of_lengths() -> None:
+    tok = CharTokenizer()
+    model = GPT(n_embd=8, n_head=2, block_size=8, rng=random.Random(5))
+    trainer = makemore._Trainer(model, WORDS, tok, batch=5, mode="compiled", rng=random.Random(1))
+    losses = [trainer.step(k) for k in range(12)]
+    assert all(math.isfinite(x) for x in losses)
+    assert {key[:2] for key in trainer.programs} == {("gpt", 5)}
+    assert len(trainer.programs) < 12  # padded lengths repeat: their programs are replayed, not captured
+
+
 def test_training_lowers_the_val_loss_and_records_every_step() -> None:
     tok = CharTokenizer()
     train, val, _ = split(WORDS * 5, seed=0)

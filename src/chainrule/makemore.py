@@ -12,8 +12,8 @@
 A step is microgpt's: forward, loss (the mean over predicted characters of -log softmax(logits)[next]),
 backward, update. Context models (Bigram, CharMLP) train on makemore's examples (`text.contexts`), a
 random minibatch of them per step; the GPT on whole names: with batch 1 it reads the names in order, one
-per step, as microgpt; with more, each step draws `batch` names of one length (so their positions line
-up and a batch needs no padding). `mode` runs the same model code "eager" (one scalar graph per example),
+per step, as microgpt; with more, each step draws `batch` random names, padded to the longest (a mask
+keeps the padding out of the loss). `mode` runs the same model code "eager" (one scalar graph per example),
 "batched" (one graph over NumPy arrays, tokens one-hot) or "compiled" (that graph captured once per shape
 by chainrule.compile and replayed). `microgpt()` is microgpt's whole setup, seed and order of draws.
 """
@@ -106,13 +106,29 @@ def name_loss(model: GPT, ids: Sequence[int]) -> Value:
     return _mean([nll(z, ids[i + 1]) for i, z in enumerate(model(ids[:n]))])
 
 
+def _padded(model: GPT, rows: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[list[float]]]:
+    """`rows` cut to the block and padded to the longest with token 0, and the weight of each position's
+    loss: 1/(n·B) for each of a name's n real positions, 0 for padding. The padding comes after every real
+    position, so causal attention never lets it reach one; its weight keeps it out of the loss, which is
+    then the mean over the names of name_loss, whatever their lengths."""
+    n = min(model.block_size, max(len(r) for r in rows) - 1)
+    ids = [list(r[: n + 1]) + [0] * (n + 1 - len(r[: n + 1])) for r in rows]
+    real = [min(model.block_size, len(r) - 1) for r in rows]
+    weights = [[1.0 / (k * len(rows)) if i < k else 0.0 for k in real] for i in range(n)]
+    return ids, weights
+
+
 def _names_graph(model: GPT, rows: list[list[int]], vocab: int) -> tuple[Value, list[Value]]:
-    """The mean over `rows` (ids of names of one length) of name_loss as one batched graph, and its one-hot
-    leaves (position by position, token by token)."""
-    n = min(model.block_size, len(rows[0]) - 1)
-    cols = [one_hot([r[i] for r in rows], vocab) for i in range(n + 1)]
-    loss = _mean([nll(z, cols[i + 1]) for i, z in enumerate(model(cols[:n]))]).sum() * (1 / len(rows))
-    return loss, [v for col in cols for v in col]
+    """The mean over `rows` (ids of names) of name_loss as one batched graph (`_padded`), and its leaves:
+    the one-hot tokens (position by position, token by token), then the positions' weights."""
+    ids, weights = _padded(model, rows)
+    cols = [one_hot([r[i] for r in ids], vocab) for i in range(len(ids[0]))]
+    w = [Value(np.array(ws), label=f"weight{i}") for i, ws in enumerate(weights)]
+    terms = [(nll(z, cols[i + 1]) * w[i]).sum() for i, z in enumerate(model(cols[: len(weights)]))]
+    loss = terms[0]
+    for t in terms[1:]:
+        loss = loss + t
+    return loss, [v for col in cols for v in col] + w
 
 
 def _context_graph(model: ContextModel, X: Sequence[Sequence[int]],
@@ -166,9 +182,6 @@ class _Trainer:
         self.programs: dict[Any, _Compiled] = {}
         if isinstance(model, GPT):
             self.names = [tok.encode(w) for w in words]
-            self.by_length: dict[int, list[list[int]]] = {}
-            for ids in self.names:
-                self.by_length.setdefault(min(len(ids), model.block_size + 1), []).append(ids)
         else:
             self.X, self.Y = contexts(words, tok, model.block_size)
 
@@ -188,18 +201,18 @@ class _Trainer:
     def _gpt_step(self, model: GPT, k: int) -> float:
         if self.batch == 1:  # microgpt: the names in order, one per step
             rows = [self.names[k % len(self.names)]]
-        else:  # a random name's length, then `batch` names of that length
-            same = self.by_length[min(len(self.rng.choice(self.names)), model.block_size + 1)]
-            rows = [self.rng.choice(same) for _ in range(self.batch)]
+        else:
+            rows = [self.rng.choice(self.names) for _ in range(self.batch)]
         if self.mode == "eager":
             return self._backward(_mean([name_loss(model, r) for r in rows]))
-        n = min(model.block_size, len(rows[0]) - 1)
-        rows = [r[: n + 1] for r in rows]
         if self.mode == "batched":
             return self._backward(_names_graph(model, rows, self.tok.vocab_size)[0])
-        return self._compiled(("gpt", n), lambda: _names_graph(model, rows, self.tok.vocab_size),
-                              [a for i in range(n + 1)
-                               for a in _onehot_arrays([r[i] for r in rows], self.tok.vocab_size)])
+        # One program per (batch size, padded length): captured at its first batch, replayed after.
+        ids, weights = _padded(model, rows)
+        vocab = self.tok.vocab_size
+        data = [a for i in range(len(ids[0])) for a in _onehot_arrays([r[i] for r in ids], vocab)]
+        return self._compiled(("gpt", len(rows), len(weights)), lambda: _names_graph(model, rows, vocab),
+                              data + [np.array(ws) for ws in weights])
 
     def _backward(self, loss: Value) -> float:
         loss.backward()
