@@ -23,7 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from chainrule import data, makemore, text
-from chainrule.lm import Bigram, nll, softmax
+from chainrule.lm import Bigram, CharMLP, nll, softmax
+from chainrule.viz.plots import health
 
 OUT = Path(os.environ.get("CHAINRULE_OUT", "chainrule-out/examples"))
 FAST = os.environ.get("CHAINRULE_FAST") == "1"
@@ -192,3 +193,30 @@ def sample_counts(rng):
 
 print("bigram (counts):", ", ".join(sample_counts(rng) for _ in range(10)))
 print("MLP:            ", ", ".join(makemore.sample(mlp, tok, rng) for _ in range(10)))
+
+# %% [markdown]
+# ## 5. A network's health (makemore's third lecture)
+# `health=True` records, at about 50 steps, what the hidden layer's tanh units are doing and how large the
+# gradients and updates are (`chainrule.health`). The MLP above starts its hidden weights at
+# N(0, (5/3)/√30), makemore's tanh-aware init: about a fifth of the tanh outputs sit beyond |t| > 0.97,
+# where the slope 1 - t² passes almost no gradient. Five times larger weights, and most units saturate:
+# their gradients shrink, and those units learn slowly. `viz.plots.health` draws both runs as makemore does.
+
+# %%
+HEALTH_STEPS = 30 if FAST else 300
+saturated = {}
+for scale in (1, 5):
+    net = CharMLP(V, rng=random.Random(42))
+    for row in net.fc1.weight:
+        for w in row:
+            w.data *= scale
+    settings = makemore.Settings(HEALTH_STEPS, 32, "compiled", "adam", 0.01)
+    run = makemore.train(net, train_words, tok, steps=HEALTH_STEPS, batch=32, mode="compiled",
+                         optimizer=makemore.new_optimizer(net, settings), rng=random.Random(1), health=True)
+    assert run.health is not None
+    (hidden,) = run.health.layers
+    saturated[scale] = hidden.saturated[0]
+    print(f"hidden weights x{scale}: {hidden.saturated[0]:.0%} of the tanh outputs saturated at step 0, "
+          f"fc1 gradient std {run.health.weights[1].grad_std[0]:.2e}")
+    health(run, OUT / f"08_health_x{scale}.png", title=f"CharMLP, hidden weights x{scale}")
+assert saturated[1] < 0.3 < 0.6 < saturated[5]

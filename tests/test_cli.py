@@ -568,7 +568,7 @@ def test_out_holding_other_files_is_refused_unless_forced(capsys: pytest.Capture
 
 def test_a_folder_chainrule_wrote_may_be_written_again(capsys: pytest.CaptureFixture[str],
                                                        tmp_path: Path) -> None:
-    argv = ["demo", "--steps", "2", "--no-progress", "--explorer", "--out", str(tmp_path)]
+    argv = ["demo", "--steps", "2", "--no-progress", "--explorer", "--health", "--out", str(tmp_path)]
     assert _run(capsys, *argv)[0] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(plots.OUTPUTS)
     assert _run(capsys, *argv)[0] == 0
@@ -814,6 +814,7 @@ def test_names_explorer_draws_one_prediction(capsys: pytest.CaptureFixture[str],
     (["--eval-every", "-1"], "--eval-every: expected a number >= 0"),
     (["--preset", "microgpt", "--model", "mlp"], "--preset microgpt trains a gpt"),
     (["--model", "gpt", "--explorer"], "--explorer draws one prediction of a bigram or mlp"),
+    (["--load", "model.json", "--health"], "--health watches a training run; --load trains nothing"),
     (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
 ])
 def test_names_bad_arguments_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -869,3 +870,34 @@ def test_names_on_a_terminal_gets_the_tqdm_bar(monkeypatch: pytest.MonkeyPatch, 
     assert cli.main(argv) == 0
     assert "\r" in stderr.getvalue() and "5/5" in stderr.getvalue() and "steps (" not in stderr.getvalue()
     assert "step    5 /    5 | loss" in stdout.getvalue() and "\r" not in stdout.getvalue()
+
+
+# ----- --health: makemore's pictures of a network's health (chainrule.health) -------------------------------
+HEALTH_SIZE = (2160, 1140)  # 14.4 x 7.6 in at 150 dpi
+
+
+@pytest.mark.parametrize("mode", ["batched", "eager", "compiled"])
+def test_train_health_writes_health_png_and_prints_its_path(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path, mode: str) -> None:
+    code, out, err = _run(capsys, "train", "--activation", "tanh", "--steps", "6", "--samples", "30",
+                          "--mode", mode, "--health", "--no-progress", "--out", str(tmp_path))
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"wrote {tmp_path / 'health.png'}"
+    _assert_real_image(tmp_path / "health.png", HEALTH_SIZE)
+
+
+def test_train_without_health_writes_no_health_png(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    code, out, _ = _run(capsys, "train", "--steps", "2", "--samples", "30", "--no-progress",
+                        "--out", str(tmp_path))
+    assert code == 0 and "health.png" not in out and not (tmp_path / "health.png").exists()
+
+
+@pytest.mark.parametrize("model", ["bigram", "mlp", "gpt"])
+def test_names_health_writes_health_png_and_prints_its_path(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path, model: str) -> None:
+    code, out, err = _run(capsys, "names", "--model", model, "--steps", "3", "--batch", "8", "--sample", "1",
+                          "--eval-every", "0", "--health", "--no-progress", "--out", str(tmp_path))
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"wrote {tmp_path / 'health.png'}"
+    _assert_real_image(tmp_path / "health.png", HEALTH_SIZE)

@@ -174,6 +174,7 @@ def test_attention_rows_are_distributions() -> None:
     (lambda m, t: makemore.train(m, WORDS, t, steps=0), "steps must be a positive integer, got 0"),
     (lambda m, t: makemore.train(m, WORDS, t, steps=1, mode="lazy"), "unknown mode 'lazy'"),
     (lambda m, t: makemore.train(m, [], t, steps=1), "at least one word"),
+    (lambda m, t: makemore.train(m, WORDS, t, steps=1, health=1), "health must be True or False, got 1"),
     (lambda m, t: makemore.sample(m, t, random.Random(0), temperature=0), "temperature must be a positive"),
     (lambda m, t: makemore.sample(m, t, random.Random(0), temperature=-1.0), "temperature must be a"),
     (lambda m, t: makemore.new_model("rnn", 27, random.Random(0)), "unknown model 'rnn'"),
@@ -192,3 +193,30 @@ def test_a_loss_that_is_no_number_is_diverged() -> None:
     model.table.weight[26][4].data = math.inf  # the logit of e after BOS: inf - inf is nan
     with pytest.raises(Diverged, match="the loss is nan"):
         makemore.train(model, ["emma"], CharTokenizer(), steps=5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gpt"])
+def test_health_is_the_same_in_the_three_modes_and_changes_no_step(kind: str) -> None:
+    tok = CharTokenizer()
+    runs = {}
+    for mode, health in [("eager", False), *((m, True) for m in makemore.MODES)]:
+        model = makemore.new_model(kind, tok.vocab_size, random.Random(3))
+        if isinstance(model, GPT):
+            model = GPT(n_embd=8, n_head=2, block_size=8, rng=random.Random(3))
+        history = makemore.train(model, WORDS, tok, steps=6, batch=4, mode=mode, rng=random.Random(9),
+                                 health=health)
+        runs[mode, health] = history
+    assert runs["eager", False].health is None
+    eager = runs["eager", True].health
+    assert eager is not None and eager.steps == list(range(6))
+    assert runs["eager", True].loss == runs["eager", False].loss  # watching changes nothing
+    (layer,) = eager.layers
+    assert layer.activation == ("tanh" if kind == "mlp" else "relu")
+    for mode in ("batched", "compiled"):
+        other = runs[mode, True].health
+        assert other is not None and other.steps == eager.steps
+        assert other.layers[0].mean == pytest.approx(layer.mean, rel=1e-9)
+        assert other.layers[0].saturated == layer.saturated
+        for a, b in zip(eager.weights, other.weights, strict=True):
+            assert b.grad_std == pytest.approx(a.grad_std, rel=1e-9, abs=1e-15)
+            assert b.update_ratio == pytest.approx(a.update_ratio, rel=1e-6)

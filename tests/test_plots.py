@@ -289,3 +289,71 @@ def test_explore_prediction_draws_the_mlp_by_layer(tmp_path: Path) -> None:
     assert "fc1 + tanh (hidden)" in page and "fc2 (logits)" in page and "-log p('e' | '...')" in page
     assert all(p.grad == 0.0 for row in model.emb.weight[:26] for p in row)  # only BOS's row was read
     assert any(p.grad != 0.0 for p in model.emb.weight[tok.bos])
+
+
+# ----- a network's health (chainrule.health) ----------------------------------------------------------------
+
+
+def test_health_draws_makemores_pictures_from_the_record(tmp_path: Path) -> None:
+    from chainrule.viz.plots import health
+
+    X, y = make_moons(30, noise=0.1, random_state=0)
+    model = MLP(2, [8, 8, 1], "tanh", "linear", rng=random.Random(0))
+    history = fit(model, X, y, steps=8, health=True)
+    record = history.health
+    assert record is not None
+    fig = health(history, tmp_path / "health.png", title="moons")
+    assert png_size(tmp_path / "health.png") == (2160, 1140)
+    hist, spread, stuck, grads, grad_std, ratio = fig.axes
+    assert hist.get_title() == "activations at step 7" and grads.get_title() == "weight gradients at step 7"
+    assert [line.get_label() for line in stuck.get_lines()] == [
+        "layers.0: saturated (|t| > 0.97)", "layers.1: saturated (|t| > 0.97)"]
+    assert list(stuck.get_lines()[1].get_ydata()) == [100 * v for v in record.layers[1].saturated]
+    assert list(spread.get_lines()[0].get_ydata()) == record.layers[0].std
+    assert list(grad_std.get_lines()[2].get_ydata()) == record.weights[2].grad_std
+    *lines, guide = ratio.get_lines()
+    assert [list(line.get_ydata()) for line in lines] == [w.update_ratio for w in record.weights]
+    assert list(guide.get_ydata()) == [-3.0, -3.0] and guide.get_label() == "1e-3 (guide)"
+    assert "mean" in hist.get_legend().get_texts()[0].get_text()
+    assert (_pixels(fig) < 0.95).any(axis=-1).mean() > 0.05  # lines drawn, not a blank canvas
+
+
+def test_health_of_a_relu_net_says_dead_and_of_a_bigram_says_there_is_no_layer() -> None:
+    from chainrule.lm import Bigram
+    from chainrule.makemore import train
+    from chainrule.text import CharTokenizer
+    from chainrule.viz.plots import health
+
+    X, y = make_moons(30, noise=0.1, random_state=0)
+    relu = health(fit(MLP(2, [8, 1], "relu", "linear", rng=random.Random(0)), X, y, steps=2, health=True))
+    assert relu.axes[2].get_lines()[0].get_label() == "layers.0: dead (output 0 for the whole batch)"
+    history = train(Bigram(rng=random.Random(0)), ["emma", "ava"], CharTokenizer(), steps=2, batch=4,
+                    mode="batched", health=True)
+    fig = health(history)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no layer with a nonlinearity"]
+    assert [line.get_label() for line in fig.axes[5].get_lines()] == ["table", "1e-3 (guide)"]
+
+
+def test_health_refuses_a_history_without_records() -> None:
+    from chainrule.viz.plots import health
+
+    with pytest.raises(ValueError, match="no health records: train with health=True"):
+        health(History(loss=[1.0], accuracy=[0.5]))
+
+
+def test_save_run_and_save_names_run_add_health_png_when_it_was_recorded(tmp_path: Path) -> None:
+    from chainrule.lm import CharMLP
+    from chainrule.makemore import train
+    from chainrule.text import CharTokenizer
+    from chainrule.viz.plots import save_names_run
+
+    X, y = make_moons(20, noise=0.1, random_state=0)
+    model = MLP(2, [4, 1], "relu", "linear", rng=random.Random(0))
+    written = save_run(model, X, y, fit(model, X, y, steps=2, health=True), tmp_path, loss="hinge")
+    assert [p.name for p in written] == [*OUTPUTS[:3], "health.png"] and png_size(written[-1]) == (2160, 1140)
+    tok = CharTokenizer()
+    mlp = CharMLP(hidden=8, rng=random.Random(0))
+    history = train(mlp, ["emma", "ava"], tok, steps=2, batch=4, mode="batched", health=True)
+    written = save_names_run(mlp, tok, history, prepare_folder(tmp_path / "names"), word="ava")
+    assert [p.name for p in written] == ["loss.png", "embeddings.png", "model.json", "health.png"]
+    assert png_size(written[-1]) == (2160, 1140)

@@ -303,6 +303,7 @@ def test_classifier_refuses_what_it_cannot_build(args: tuple[object, ...], kwarg
     ({"y": ["a"] * 24}, "integer class indices"),
     ({"l2": -1.0}, "l2 must be a finite number >= 0"),
     ({"l2": float("nan")}, "l2 must be a finite number >= 0"),
+    ({"health": "yes"}, "health must be True or False, got 'yes'"),
 ])
 def test_bad_arguments_are_refused_with_a_clear_message(change: dict[str, object], words: str) -> None:
     model, X, y = _small()
@@ -370,3 +371,42 @@ def test_margins_refuse_labels_that_are_not_classes() -> None:
 def test_a_task_refuses_an_unknown_loss() -> None:
     with pytest.raises(ValueError, match="unknown loss 'l1'; choose one of hinge, mse, bce, ce"):
         train.Task(np.zeros((1, 2)), np.zeros(1, dtype=np.intp), "l1", 0.0)
+
+
+# ----- health=True (chainrule.health) -------------------------------------------------------------------
+
+
+def test_health_is_recorded_only_when_asked_and_leaves_the_run_as_it_was() -> None:
+    runs = {}
+    for health in (False, True):
+        model, X, y = _small(seed=4)
+        history = fit(model, X, y, steps=120, health=health)
+        runs[health] = (history, [p.data for p in model.parameters()])
+    assert runs[False][0].health is None
+    record = runs[True][0].health
+    assert record is not None and [layer.name for layer in record.layers] == ["layers.0"]
+    assert record.steps == [0, 1, 2, 4, 5, *range(6, 120, 2), 119]  # 0, 1, 2, 5, every 120 // 50, the last
+    # Watching a step does not change it: same losses, same weights.
+    assert runs[True][0].loss == runs[False][0].loss and runs[True][1] == runs[False][1]
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_health_is_the_same_in_every_mode(mode: str) -> None:
+    records = []
+    for m in ("batched", mode):
+        model, X, y = _small(seed=5, activation="relu")
+        records.append(fit(model, X, y, steps=6, mode=m, health=True).health)
+    batched, other = records
+    assert batched is not None and other is not None and other.steps == batched.steps
+    for a, b in zip(batched.layers, other.layers, strict=True):
+        assert a.mean == pytest.approx(b.mean, rel=1e-9) and a.std == pytest.approx(b.std, rel=1e-9)
+        assert a.saturated == b.saturated
+    for wa, wb in zip(batched.weights, other.weights, strict=True):
+        assert wa.grad_std == pytest.approx(wb.grad_std, rel=1e-9)
+        assert wa.update_ratio == pytest.approx(wb.update_ratio, rel=1e-9)
+
+
+def test_a_run_that_blows_up_with_health_is_still_diverged() -> None:
+    model, X, y = _small()
+    with pytest.raises(Diverged):
+        fit(model, X, y, loss="mse", optimizer=SGD(model.parameters(), lr=1e6), steps=30, health=True)

@@ -103,6 +103,14 @@ def _add_training_options(p: argparse.ArgumentParser, steps: Callable[[str], int
                         "scalar graph per example, as micrograd; compiled: the batched graph captured once "
                         "by chainrule.compile and replayed (fastest); see chainrule.train.MODES")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    _add_health_option(p)
+
+
+def _add_health_option(p: argparse.ArgumentParser) -> None:  # train's, demo's and names'
+    p.add_argument("--health", action="store_true",
+                   help="also write health.png: makemore's pictures of the network's health at ~50 steps "
+                        "(activations, saturated tanh or dead relu units, weight gradients, update-to-data "
+                        "ratios; chainrule.health)")
 
 
 def _reporter(steps: int, show: bool) -> tuple[Callable[[int, float, float], None], Callable[[], None]]:
@@ -202,7 +210,7 @@ def _cmd_train(args: argparse.Namespace) -> int:  # demo's too, with micrograd's
     gc.disable()
     try:
         history = fit(model, X, labels, loss=loss, optimizer=optimizer, steps=args.steps, mode=args.mode,
-                      l2=args.l2, on_step=on_step)
+                      l2=args.l2, on_step=on_step, health=args.health)
     except Diverged as err:
         raise _Failed(f"{err}; try a smaller --lr") from None
     finally:
@@ -375,6 +383,7 @@ def _add_names_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--explorer", action="store_true",
                    help="also write explorer.html: backprop through one prediction (bigram, mlp)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    _add_health_option(p)
     p.set_defaults(func=_cmd_names)
 
 
@@ -432,6 +441,8 @@ def _cmd_names(args: argparse.Namespace) -> int:
     temperature = args.temperature or (0.5 if args.preset else 1.0)
     k_samples = args.sample or (20 if args.preset else 10)
     rng = random.Random(args.seed)
+    if args.load is not None and args.health:
+        raise _UsageError("--health watches a training run; --load trains nothing")
     if args.load is not None:
         try:
             model = load(args.load)
@@ -512,7 +523,8 @@ def _cmd_names(args: argparse.Namespace) -> int:
     try:
         history = makemore.train(model, train_words, tok, steps=steps, batch=settings.batch,
                                  mode=settings.mode, optimizer=optimizer, rng=random.Random(args.seed + 1),
-                                 val_words=val_words, eval_every=every, on_step=on_step, on_eval=on_eval)
+                                 val_words=val_words, eval_every=every, on_step=on_step, on_eval=on_eval,
+                                 health=args.health)
     except Diverged as err:
         raise _Failed(f"{err}; try a smaller --lr") from None
     finally:

@@ -31,6 +31,7 @@ import numpy as np
 
 from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
+from chainrule.health import Health, Recorder
 from chainrule.lm import GPT, Bigram, CharMLP, Token, nll, one_hot, softmax
 from chainrule.nn import Module
 from chainrule.optim import SGD, Adam, Optimizer
@@ -185,28 +186,34 @@ class _Trainer:
         else:
             self.X, self.Y = contexts(words, tok, model.block_size)
 
-    def step(self, k: int) -> float:
-        """Forward and backward on step k's batch (grads are added into the parameters); the loss."""
+    def step(self, k: int, on_graph: Callable[[Value], object] | None = None) -> float:
+        """Forward and backward on step k's batch (grads are added into the parameters); the loss. With
+        `on_graph`, the step builds a graph and hands its loss to it: compiled mode runs it batched (a
+        replay builds no graph), and a GPT's runs eager, one graph per name (a padded batch's padding
+        would enter the statistics read from the graph)."""
+        mode = self.mode
+        if on_graph is not None:
+            mode = "eager" if isinstance(self.model, GPT) else "batched" if mode == "compiled" else mode
         if isinstance(self.model, GPT):
-            return self._gpt_step(self.model, k)
+            return self._gpt_step(self.model, k, mode, on_graph)
         picks = [self.rng.randrange(len(self.Y)) for _ in range(self.batch)]
         X, Y = [self.X[i] for i in picks], [self.Y[i] for i in picks]
-        if self.mode == "compiled":
+        if mode == "compiled":
             vocab, model = self.tok.vocab_size, self.model
             return self._compiled(("ctx",), lambda: _context_graph(model, X, Y),
                                   [a for col in np.asarray(X).T for a in _onehot_arrays(col, vocab)]
                                   + _onehot_arrays(Y, vocab))
-        return self._backward(context_loss(self.model, X, Y, batched=self.mode == "batched"))
+        return self._backward(context_loss(self.model, X, Y, batched=mode == "batched"), on_graph)
 
-    def _gpt_step(self, model: GPT, k: int) -> float:
+    def _gpt_step(self, model: GPT, k: int, mode: str, on_graph: Callable[[Value], object] | None) -> float:
         if self.batch == 1:  # microgpt: the names in order, one per step
             rows = [self.names[k % len(self.names)]]
         else:
             rows = [self.rng.choice(self.names) for _ in range(self.batch)]
-        if self.mode == "eager":
-            return self._backward(_mean([name_loss(model, r) for r in rows]))
-        if self.mode == "batched":
-            return self._backward(_names_graph(model, rows, self.tok.vocab_size)[0])
+        if mode == "eager":
+            return self._backward(_mean([name_loss(model, r) for r in rows]), on_graph)
+        if mode == "batched":
+            return self._backward(_names_graph(model, rows, self.tok.vocab_size)[0], on_graph)
         # One program per (batch size, padded length): captured at its first batch, replayed after.
         ids, weights = _padded(model, rows)
         vocab = self.tok.vocab_size
@@ -214,8 +221,10 @@ class _Trainer:
         return self._compiled(("gpt", len(rows), len(weights)), lambda: _names_graph(model, rows, vocab),
                               data + [np.array(ws) for ws in weights])
 
-    def _backward(self, loss: Value) -> float:
+    def _backward(self, loss: Value, on_graph: Callable[[Value], object] | None) -> float:
         loss.backward()
+        if on_graph is not None:
+            on_graph(loss)
         return float(loss.data)
 
     def _compiled(self, shape: Any, build: Callable[[], tuple[Value, list[Value]]], data: list[Any]) -> float:
@@ -227,11 +236,13 @@ class _Trainer:
 
 @dataclass
 class History:
-    """Per step: the training loss and its wall time in seconds; per evaluation: (step, val loss)."""
+    """Per step: the training loss and its wall time in seconds; per evaluation: (step, val loss); with
+    `train(..., health=True)`, the network's health at a few steps (chainrule.health.Health)."""
 
     loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     val: list[tuple[int, float]] = field(default_factory=list)
+    health: Health | None = None
 
 
 def _check_count(name: str, n: object) -> int:
@@ -244,13 +255,17 @@ def train(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, *, 
           mode: str = "eager", optimizer: Optimizer | None = None, rng: random.Random | None = None,
           val_words: Sequence[str] = (), eval_every: int = 0,
           on_step: Callable[[int, float, float], object] | None = None,
-          on_eval: Callable[[int, float], object] | None = None) -> History:
+          on_eval: Callable[[int, float], object] | None = None, health: bool = False) -> History:
     """Train `model` on `words` for `steps` steps of `batch` examples (see the module's docstring).
 
     `optimizer` defaults to Adam at 0.01 decaying to 0. `rng` draws the minibatches (a fresh
     random.Random(0) if None: never the global one). With `val_words` and `eval_every` = k, the val loss
     is measured every k steps and after the last. `on_step(step, loss, seconds)` follows each update,
-    `on_eval(step, val_loss)` each evaluation. Raises `Diverged` if the loss stops being a finite number."""
+    `on_eval(step, val_loss)` each evaluation. `health=True` records the network's health into
+    `history.health` at the steps `chainrule.health.schedule(steps)` names, as `train.fit` does (in compiled
+    mode those steps run batched: a replayed program builds no graph to read; a GPT's run eager, so that
+    no padding enters the statistics). Raises `Diverged` if the
+    loss stops being a finite number."""
     _check_count("steps", steps)
     _check_count("batch", batch)
     if mode not in MODES:
@@ -259,20 +274,27 @@ def train(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, *, 
         raise ValueError("train needs at least one word")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+    if not isinstance(health, bool):
+        raise ValueError(f"health must be True or False, got {health!r}")
     opt = optimizer or new_optimizer(model, Settings(steps, batch, mode, "adam", 0.01))
     trainer = _Trainer(model, words, tokenizer, batch, mode, rng or random.Random(0))
-    history = History()
+    recorder = Recorder(model, steps) if health else None
+    history = History(health=None if recorder is None else recorder.health)
     for k in range(steps):
         start = time.perf_counter()
         opt.zero_grad()
+        watch = recorder is not None and recorder.wants(k)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss = trainer.step(k)
+                loss = trainer.step(k, recorder.read_graph if watch and recorder is not None else None)
             opt.step()
         except (ArithmeticError, ValueError) as err:
             raise Diverged(k, str(err).splitlines()[0][:200]) from None
         if not math.isfinite(loss):
             raise Diverged(k, f"the loss is {loss}")
+        if watch and recorder is not None:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                recorder.record(k)
         history.loss.append(loss)
         history.seconds.append(time.perf_counter() - start)
         if on_step is not None:

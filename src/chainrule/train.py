@@ -27,6 +27,7 @@ import numpy.typing as npt
 from chainrule import losses
 from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
+from chainrule.health import Health, Recorder
 from chainrule.nn import MLP, Activation
 from chainrule.optim import SGD, Adam, Optimizer, linear_decay
 from chainrule.replay import Program
@@ -59,10 +60,12 @@ class Diverged(ArithmeticError):
 
 @dataclass
 class History:
-    """One entry per step: the loss and the training accuracy (0..1) before that step's update."""
+    """One entry per step: the loss and the training accuracy (0..1) before that step's update; with
+    `fit(..., health=True)`, the network's health at a few steps (chainrule.health.Health)."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    health: Health | None = None
 
 
 Points = npt.NDArray[np.float64]
@@ -118,21 +121,25 @@ def _batched_inputs(X: Points) -> list[Value]:
 # A pass runs forward and backward on the parameters' current data: it leaves d(loss)/dp in each p.grad
 # (they are zero when it starts) and returns the loss and the class scores of the training points.
 Pass = Callable[[], tuple[float, Scores]]
+# Called with the loss after backward, by the passes that build a graph (health=True reads it).
+OnGraph = Callable[[Value], object] | None
 
 
-def _batched_pass(model: MLP, task: Task) -> Pass:
+def _batched_pass(model: MLP, task: Task, on_graph: OnGraph = None) -> Pass:
     params = model.parameters()
 
     def run() -> tuple[float, Scores]:
         outputs = model(_batched_inputs(task.X))
         loss = task.loss_of(outputs, params)
         loss.backward()
+        if on_graph is not None:
+            on_graph(loss)
         return float(loss.data), _scores_of_batch(outputs)
 
     return run
 
 
-def _eager_pass(model: MLP, task: Task) -> Pass:
+def _eager_pass(model: MLP, task: Task, on_graph: OnGraph = None) -> Pass:
     params = model.parameters()
 
     def run() -> tuple[float, Scores]:
@@ -140,6 +147,8 @@ def _eager_pass(model: MLP, task: Task) -> Pass:
         outputs = [model([Value(x) for x in row]) for row in task.X.tolist()]
         loss = task.loss_of(outputs, params)
         loss.backward()
+        if on_graph is not None:
+            on_graph(loss)
         return float(loss.data), _scores_of_points(cast(list[Value], outputs))
 
     return run
@@ -263,6 +272,7 @@ def fit(
     mode: str = "batched",
     l2: float = 0.0,
     on_step: Callable[[int, float, float], object] | None = None,
+    health: bool = False,
 ) -> History:
     """Train `model` on points `X` (n, d) with class indices `y`, full batch, for `steps` steps.
 
@@ -271,25 +281,39 @@ def fit(
     `default_optimizer(model, loss, steps=steps)`; `l2` adds l2·Σp² to the loss (micrograd's demo: 1e-4).
     `on_step(step, loss, accuracy)` is called after each step's update. Returns the loss and accuracy per
     step; raises `Diverged` if the run blows up, `ValueError` on bad arguments.
+
+    `health=True` also records the network's health (chainrule.health: activations, saturated or dead
+    units, gradients, update-to-data ratios) at the steps `chainrule.health.schedule(steps)` names, into
+    `history.health`. They are read from each such step's graph: in "compiled" mode, which replays a
+    program and builds none, those few steps run batched (the same numbers up to rounding).
     """
     points = np.asarray(X, dtype=np.float64)
     labels = _as_labels(y)
     _check(model, points, labels, loss, mode, steps)
     if not (math.isfinite(l2) and l2 >= 0):
         raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+    if not isinstance(health, bool):
+        raise ValueError(f"health must be True or False, got {health!r}")
     opt = optimizer if optimizer is not None else default_optimizer(model, loss, steps=steps)
     named = model.named_parameters()
-    run = _MODES[mode](model, Task(points, labels, loss, l2))
-    history = History()
+    task = Task(points, labels, loss, l2)
+    run = _MODES[mode](model, task)
+    recorder = Recorder(model, steps) if health else None
+    watched = run if recorder is None else \
+        (_eager_pass if mode == "eager" else _batched_pass)(model, task, recorder.read_graph)
+    history = History(health=None if recorder is None else recorder.health)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a blow-up is Diverged, below
         for k in range(steps):
             opt.zero_grad()
+            recording = recorder is not None and recorder.wants(k)
             try:
-                value, scores = run()
+                value, scores = (watched if recording else run)()
                 opt.step()
             except (ArithmeticError, ValueError) as err:  # an op overflowed or left its domain: it says which
                 raise Diverged(k, str(err).splitlines()[0][:200]) from None
             _check_diverged(k, value, history.loss[0] if history.loss else value, named)
+            if recording and recorder is not None:  # (`recording` says it; mypy needs it said again)
+                recorder.record(k)
             history.loss.append(value)
             history.accuracy.append(float(np.mean(np.argmax(scores, axis=0) == labels)))
             if on_step is not None:

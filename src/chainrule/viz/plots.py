@@ -2,7 +2,8 @@
 backprop explorer of the trained model on one training point; `save_run` writes them and the model into a
 folder, as `chainrule demo` and `train` do. For the character models of names: `names_curves` (train and
 val loss), `attention_maps` (a GPT's heads on one name), `embedding_map` (makemore's 2-D picture of the
-characters), `explore_prediction`; `save_names_run` writes them, as `chainrule names` does.
+characters), `explore_prediction`; `save_names_run` writes them, as `chainrule names` does. For either
+kind of run trained with `health=True`: `health` (makemore's pictures of activations, gradients, updates).
 
     from chainrule.viz.plots import decision_boundary, training_curves
     decision_boundary(model, X, y)            # a matplotlib Figure: shows in Jupyter, .savefig(path) to keep
@@ -27,6 +28,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from chainrule import serialize
+from chainrule.health import Histogram
 from chainrule.lm import GPT, Bigram, CharMLP, nll
 from chainrule.makemore import History as NamesHistory
 from chainrule.makemore import NamesModel, attention
@@ -44,7 +46,7 @@ DPI = 150
 RESOLUTION = 300
 # What save_run writes, in this order (the explorer only when asked). A folder holding nothing else was
 # made by chainrule and may be written again.
-OUTPUTS = ("decision_boundary.png", "training_curves.png", "model.json", "explorer.html")
+OUTPUTS = ("decision_boundary.png", "training_curves.png", "model.json", "explorer.html", "health.png")
 
 
 def class_colours(n_classes: int) -> npt.NDArray[np.float64]:
@@ -184,12 +186,15 @@ def save_run(model: MLP, X: npt.ArrayLike, y: Sequence[int] | npt.ArrayLike, his
     serialize.save(model, paths[2])  # through the module, so that a test can stand in for a full disk
     if explorer:
         explore_training_point(model, X, y, loss, paths[3])
+    if history.health is not None:  # fit(..., health=True)
+        paths.append(Path(folder) / "health.png")
+        health(history, paths[-1], title=title)
     return paths
 
 
 # ----- character models of names (chainrule.makemore) ------------------------------------------------------
 # What save_names_run writes (the attention picture for a GPT, the explorer when asked).
-NAMES_OUTPUTS = ("loss.png", "embeddings.png", "attention.png", "model.json", "explorer.html")
+NAMES_OUTPUTS = ("loss.png", "embeddings.png", "attention.png", "model.json", "explorer.html", "health.png")
 
 
 def names_curves(history: NamesHistory, *, title: str = "") -> Figure:
@@ -302,4 +307,74 @@ def save_names_run(model: NamesModel, tokenizer: CharTokenizer, history: NamesHi
         ids = tokenizer.encode(word)
         context = [tokenizer.bos] * model.block_size
         paths.append(explore_prediction(model, tokenizer, context, ids[1], folder / "explorer.html"))
+    if history.health is not None:  # makemore.train(..., health=True)
+        paths.append(folder / "health.png")
+        health(history, paths[-1], title=title)
     return paths
+
+
+# ----- a network's health (chainrule.health), for either kind of run ----------------------------------------
+UPDATE_GUIDE = -3.0  # makemore's rule of thumb for log10(update / data)
+
+
+def _density(h: Histogram) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """A histogram as makemore draws it (torch.histogram(density=True)): bin centres, density."""
+    edges, counts = np.asarray(h.edges), np.asarray(h.counts, dtype=np.float64)
+    widths = np.diff(edges)
+    total = counts.sum() * widths
+    density = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    return (edges[:-1] + edges[1:]) / 2, density
+
+
+def health(history: History | NamesHistory, path: str | Path | None = None, *, title: str = "") -> Figure:
+    """makemore's pictures of a network's health (`history.health`, from `fit(..., health=True)` or
+    `makemore.train(..., health=True)`), saved to `path` if given. Top, the layers with a nonlinearity: their
+    outputs' histogram at the last recorded step, their mean and std, and the share of saturated (tanh,
+    sigmoid) or dead (relu) units, step by step. Bottom, every weight tensor: its gradients' histogram at the
+    last recorded step, their std, and the update-to-data ratio log10(std(update) / std(data)) with
+    makemore's guide line at -3."""
+    record = history.health
+    if record is None or not record.steps:
+        raise ValueError("this history has no health records: train with health=True")
+    steps, last = record.steps, record.steps[-1]
+    fig = Figure(figsize=(14.4, 7.6), dpi=DPI, layout="constrained")
+    (hist, spread, stuck), (grads, grad_std, ratio) = fig.subplots(2, 3)
+    for i, layer in enumerate(record.layers):
+        colour = f"C{i % 10}"
+        x, density = _density(layer.histogram[-1])
+        what = "dead" if layer.activation == "relu" else "saturated"
+        rule = "output 0 for the whole batch" if what == "dead" else "|t| > 0.97"
+        hist.plot(x, density, color=colour, label=f"{layer.name} ({layer.activation}): mean "
+                  f"{layer.mean[-1]:+.2f}, std {layer.std[-1]:.2f}, {what} {layer.saturated[-1]:.0%}")
+        spread.plot(steps, layer.std, color=colour, label=f"{layer.name} std")
+        spread.plot(steps, layer.mean, color=colour, ls="--", label=f"{layer.name} mean")
+        stuck.plot(steps, [100 * v for v in layer.saturated], "o-", ms=2.5, color=colour,
+                   label=f"{layer.name}: {what} ({rule})")
+    if not record.layers:
+        for ax in (hist, spread, stuck):
+            ax.text(0.5, 0.5, "no layer with a nonlinearity", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
+    hist.set(title=f"activations at step {last}", xlabel="output", ylabel="density")
+    spread.set(title="activations: std (solid), mean (dashed)", xlabel="step")
+    stuck.set(title="saturated (tanh, sigmoid) or dead (relu) units", xlabel="step", ylabel="% of the layer",
+              ylim=(-2, 102))
+    for i, w in enumerate(record.weights):
+        colour = f"C{i % 10}"
+        x, density = _density(w.histogram[-1])
+        grads.plot(x, density, color=colour, label=f"{w.name}: std {w.grad_std[-1]:.2e}")
+        grad_std.plot(steps, w.grad_std, color=colour, label=w.name)
+        ratio.plot(steps, [np.nan if r is None else r for r in w.update_ratio], color=colour, label=w.name)
+    ratio.axhline(UPDATE_GUIDE, color="k", ls="--", lw=1, label="1e-3 (guide)")
+    grads.set(title=f"weight gradients at step {last}", xlabel="gradient", ylabel="density")
+    grad_std.set(title="weight gradients: std", xlabel="step", yscale="log")
+    ratio.set(title="update / data: log10(std(update) / std(weights))", xlabel="step", ylabel="log10 ratio")
+    small = len(record.weights) > 4  # a GPT's dozen tensors: a smaller legend
+    axes: list[Any] = [hist, spread, stuck, grads, grad_std, ratio]
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize=6 if small or ax in (hist, stuck) else 7)
+    fig.suptitle(f"{title}: network health" if title else "network health")
+    if path is not None:
+        fig.savefig(path)
+    return fig
