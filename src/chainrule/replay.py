@@ -18,8 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH
-from .compile import NUMBER, Instruction, Plan, format_plan
 from .engine import RULES, Rule, Value, _data
+from .ir import NUMBER, Instruction, Plan, format_plan
 from .numerics import FLOAT_MATH
 from .ops import linear
 

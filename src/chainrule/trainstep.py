@@ -27,7 +27,7 @@ import operator
 import numpy as np
 from numpy.typing import NDArray
 
-from chainrule.compile import NUMBER
+from chainrule.ir import NUMBER
 from chainrule.optim import Optimizer
 from chainrule.replay import Program
 
