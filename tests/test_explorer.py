@@ -21,7 +21,7 @@ from conftest import browser_unavailable as _unavailable
 from chainrule import RULES, Value
 from chainrule.engine import topological_order
 from chainrule.nn import MLP
-from chainrule.seeds import NEURON
+from chainrule.seeds import FIRST_GRAPH, NEURON
 from chainrule.viz import backward_steps, to_html, trace_model
 from chainrule.viz.dot import layout
 from chainrule.viz.steps import fmt
@@ -416,3 +416,102 @@ def test_mlp_layer_to_layer_edges_are_one_bundle_until_clicked(browser: Any, tmp
     page.click("#step")
     assert not page.errors
     del loss, trace
+
+
+# ----- exercise mode: the learner finds each grad, backward from the output ---------------------------
+
+def test_exercise_hides_grads_checks_answers_and_scores(browser: Any, tmp_path: Path) -> None:
+    L, named = FIRST_GRAPH.build()
+    L.backward()
+    html = tmp_path / "exercise.html"
+    to_html(L, html, title="L = (a*b + c)*f", exercise=True)
+    order = topological_order(L)
+    box = {v.label: f"v{i}" for i, v in enumerate(order)}
+    page = open_page(browser, html, 1280, 800)
+
+    # Nothing shows a grad but the seed: no box reads f's 4.0000, and the replay controls are gone.
+    shown = page.evaluate(DISPLAYED)
+    assert shown == {**{b: "grad ?" for b in box.values()}, box["L"]: "grad 1.0000"}
+    assert "grad 4.0000" not in page.inner_text("#graph")  # (d's data is 4.0000 too)
+    assert not page.locator("#step").is_visible() and not page.locator("#play").is_visible()
+    card = page.inner_text("#explain")
+    assert "grad(L) = 1" in card and "the seed" in card
+    assert page.inner_text("#ex-q").strip() == "grad(f) ="  # backward's order: f's grad is final first
+    assert page.inner_text("#counter") == "question 1 of 6"
+    page.keyboard.press("ArrowRight")  # the stepper's keys do nothing here
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad ?"
+    page.click(f"#graph g#{box['f']}")
+    assert "?" in page.inner_text("#panel") and "4.0000" not in page.inner_text("#panel")  # f's data is -2
+    shot(page, "exercise-1280-start")
+
+    # Not a number: said so, not counted. A wrong number: said so, the grad stays hidden.
+    page.fill("#ex-answer", "four")
+    page.press("#ex-answer", "Enter")
+    assert "Type a number" in page.inner_text("#ex-feedback")
+    page.fill("#ex-answer", "-4")
+    page.press("#ex-answer", "Enter")
+    assert "Wrong" in page.inner_text("#ex-feedback")
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad ?"
+    assert page.inner_text("#ex-q").strip() == "grad(f) ="
+    # "Show how": the chain-rule terms (upstream × local for each use), the sum left to the learner.
+    page.click("#ex-how")
+    how = page.inner_text("#ex-how-box").replace("\n", " ")
+    assert "dL/dL · ∂L/∂f" in how and "= 1.0000 × 4.0000 = ?" in how
+    assert page.locator("#graph g.edge.flow").count() == 1
+    shot(page, "exercise-1280-show-how")
+    page.fill("#ex-answer", "4")
+    page.press("#ex-answer", "Enter")
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad 4.0000"
+    assert "Right" in page.inner_text("#ex-feedback")
+    assert page.inner_text("#ex-q").strip() == "grad(d) ="
+    assert "0 of 1 right first try" in page.inner_text("#ex-score")
+
+    # The rest, in backward's order: d, c, e first try (typed as "-2.0", "-2", "-2.00001"); a revealed;
+    # b first try with the Check button.
+    for label, typed in (("d", "-2.0"), ("c", "-2"), ("e", "-2.00001")):
+        assert page.inner_text("#ex-q").strip() == f"grad({label}) ="
+        page.fill("#ex-answer", typed)
+        page.press("#ex-answer", "Enter")
+        assert page.evaluate(DISPLAYED)[box[label]] == "grad -2.0000", label
+    assert page.inner_text("#ex-q").strip() == "grad(a) ="
+    page.click("#ex-reveal")
+    assert "Revealed: grad(a) = 6.0000" in page.inner_text("#ex-feedback")
+    assert page.evaluate(DISPLAYED)[box["a"]] == "grad 6.0000"
+    page.fill("#ex-answer", "-4e0")
+    page.click("#ex-check")
+    assert page.evaluate(DISPLAYED) == {box[v.label]: f"grad {fmt(v.grad)}" for v in order}
+    assert page.inner_text("#ex-score") == "Score: 4 of 6 right first try · 1 revealed"
+    assert "Done." in page.inner_text("#explain")
+    assert page.inner_text("#counter") == "exercise done"
+    assert not page.locator("#ex-form").is_visible()
+    page.click(f"#graph g#{box['a']}")  # now the panel shows a's chain rule in full
+    assert "= -2.0000 × -3.0000" in page.inner_text("#panel").replace("\n", " ")
+    shot(page, "exercise-1280-done")
+    page.click("#ex-again")
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad ?"
+    assert named["f"].grad == 4.0  # the page never touches the graph
+    assert not page.errors
+
+
+def test_exercise_on_a_model_skips_collapsed_neurons(browser: Any, tmp_path: Path) -> None:
+    model = MLP(2, [2, 1], rng=random.Random(0))
+    trace = trace_model(model, [1.0, -2.0])
+    out = trace.output
+    assert isinstance(out, Value)
+    html = tmp_path / "model-exercise.html"
+    to_html(out, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons, exercise=True)
+    page = open_page(browser, html, 960, 640)
+    data = page.evaluate("JSON.parse(document.getElementById('graph-data').textContent).exercise")
+    assert len(data["ask"]) == 2  # the two inputs; the three neurons are given as backward reaches them
+    shown = page.evaluate(DISPLAYED)
+    # The neurons' grads are all final before the first input's: given from the start, the inputs asked.
+    inputs = [f"v{a['i']}" for a in data["ask"]]
+    assert sorted(shown) == sorted(["g0", "g1", "g2", *inputs])
+    assert {shown[i] for i in inputs} == {"grad ?"} and "?" not in shown["g0"] + shown["g1"] + shown["g2"]
+    shot(page, "exercise-model-960x640")
+    for a in data["ask"]:
+        page.fill("#ex-answer", a["text"])
+        page.press("#ex-answer", "Enter")
+    assert "Score: 2 of 2 right first try" in page.inner_text("#ex-score")
+    assert "?" not in "".join(page.evaluate(DISPLAYED).values())
+    assert not page.errors

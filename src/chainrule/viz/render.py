@@ -67,16 +67,20 @@ def render(
     max_nodes: int | None = MAX_NODES,
     title: str | None = None,
     on_fallback: Callable[[str], object] | None = None,
+    exercise: bool = False,
 ) -> Path:
     """Write `root`'s graph to `path` (.svg, .png or .html) and return the path actually written.
 
     Without Graphviz's `dot` on the PATH, .svg/.png fall back to `path` with suffix .html (or, when that
     file exists, the first free `name-1.html`, `name-2.html`, ...: it is never overwritten), with a
     `GraphvizMissingWarning`, or a call `on_fallback(message)` instead when it is given (a command line
-    prints it, without touching the process's warning filters). Options as in `draw_dot`.
+    prints it, without touching the process's warning filters). Options as in `draw_dot`; `exercise`
+    (an .html only) as in `to_html`.
     """
     path = Path(path)
     suffix = _suffix(path)
+    if exercise and suffix != ".html":
+        raise ValueError(f"an exercise is an .html page, not {suffix}")
     params = list(params) if params is not None else None
     inputs = list(inputs) if inputs is not None else None
     options = {"params": params, "inputs": inputs, "groups": groups, "expand": expand,
@@ -101,7 +105,8 @@ def render(
         else:
             on_fallback(message)
         path = fallback
-    to_html(root, path, title=title or f"chainrule: {path.stem}", **options)  # type: ignore[arg-type]
+    to_html(root, path, title=title or f"chainrule: {path.stem}", exercise=exercise,
+            **options)  # type: ignore[arg-type]
     return path
 
 
