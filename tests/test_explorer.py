@@ -515,3 +515,52 @@ def test_exercise_on_a_model_skips_collapsed_neurons(browser: Any, tmp_path: Pat
     assert "Score: 2 of 2 right first try" in page.inner_text("#ex-score")
     assert "?" not in "".join(page.evaluate(DISPLAYED).values())
     assert not page.errors
+
+
+# ----- a graph backward() never ran on ---------------------------------------------------------------
+
+def test_before_backward_the_page_says_so_and_replays_what_backward_would_give(browser: Any,
+                                                                               tmp_path: Path) -> None:
+    L, named = FIRST_GRAPH.build()  # no L.backward(): every .grad is 0
+    html = tmp_path / "no-backward.html"
+    to_html(L, html, title="L = (a*b + c)*f, before backward()")
+    order = topological_order(L)
+    page = open_page(browser, html)
+    assert set(page.evaluate(DISPLAYED).values()) == {"grad 0.0000"}  # what the Values hold
+    opening = page.inner_text("#explain")
+    assert "backward() has not been called" in opening and "grad 0" in opening
+    assert "Every grad shown is now" not in opening
+    shot(page, "no-backward-start")
+    steps = list(backward_steps(L))
+    for _ in range(len(steps) + 1):
+        page.click("#step")
+    assert page.locator("#step").is_disabled()
+    L.backward()  # the grads the replay showed are the ones backward() then gives
+    assert page.evaluate(DISPLAYED) == {f"v{i}": f"grad {fmt(v.grad)}" for i, v in enumerate(order)}
+    done = page.inner_text("#explain")
+    assert ("Done. These are the grads backward() would give; the Values themselves still hold 0 until you "
+            "call L.backward().") in done
+    page.click("#graph g#v0")  # a: its panel says both
+    panel = page.inner_text("#panel").replace("\n", " ")
+    row = "#panel tr:has(th:text-is('{}')) td"
+    assert page.inner_text(row.format(".grad (no backward yet)")) == "0.0000"
+    assert page.inner_text(row.format("backward() would give")) == "6.0000"
+    assert "= -2.0000 × -3.0000 = 6.0000" in panel
+    shot(page, "no-backward-done")
+    assert named["a"].grad == 6.0 and not page.errors
+
+
+def test_a_traced_model_before_backward(browser: Any, tmp_path: Path) -> None:
+    from chainrule.viz import explore
+
+    model = MLP(2, [2, 1], rng=random.Random(0))
+    html = tmp_path / "model.html"
+    explore(trace_model(model, [1.0, -2.0])).save(html)  # as the README shows: no backward
+    page = open_page(browser, html)
+    assert set(page.evaluate(DISPLAYED).values()) == {"grad 0.0000"}
+    assert "backward() has not been called" in page.inner_text("#explain")
+    page.click("#play")
+    page.wait_for_function("document.getElementById('step').disabled", timeout=30_000)
+    assert "the Values themselves still hold 0 until you call backward()" in page.inner_text("#explain")
+    assert page.evaluate(DISPLAYED)["g2"] == "grad 1.0000"  # the output neuron's replayed grad
+    assert all(p.grad == 0 for p in model.parameters())
