@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS
+from conftest import CHROMIUM, CHROMIUM_ARGS, page_data
 from conftest import browser_unavailable as _unavailable
 
 from chainrule import RULES, Value
@@ -564,3 +564,46 @@ def test_a_traced_model_before_backward(browser: Any, tmp_path: Path) -> None:
     assert "the Values themselves still hold 0 until you call backward()" in page.inner_text("#explain")
     assert page.evaluate(DISPLAYED)["g2"] == "grad 1.0000"  # the output neuron's replayed grad
     assert all(p.grad == 0 for p in model.parameters())
+
+
+# ----- the first view in a notebook's frame ------------------------------------------------------------
+
+# JS: the boxes not wholly inside the graph pane's visible area (its scrolled window, not the page).
+OUT_OF_VIEW = """() => {
+  const g = document.getElementById('graph'), b = g.getBoundingClientRect();
+  const [left, top] = [b.left + g.clientLeft, b.top + g.clientTop];
+  const [right, bottom] = [left + g.clientWidth, top + g.clientHeight];
+  const side = document.getElementById('side').getBoundingClientRect().left;
+  return [...document.querySelectorAll('#graph g.node')].filter((n) => {
+    const r = n.getBoundingClientRect();
+    return r.left < left || r.top < top || r.right > Math.min(right, side) || r.bottom > bottom;
+  }).map((n) => n.id);
+}"""
+
+
+@pytest.mark.parametrize("graph", ["neuron", "mlp"])
+@pytest.mark.parametrize("exercise", [False, True], ids=["explorer", "exercise"])
+def test_first_view_in_a_notebook_frame_shows_the_output(browser: Any, tmp_path: Path, graph: str,
+                                                         exercise: bool) -> None:
+    html = tmp_path / f"{graph}.html"
+    if graph == "neuron":
+        root, params = seeds_neuron()
+        root.backward()
+        to_html(root, html, params=params, exercise=exercise)
+    else:
+        root, trace = demo_mlp()
+        to_html(root, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons, exercise=exercise)
+    page = open_page(browser, html, 960, 640)  # explore()'s frame: 640 high, a notebook's width
+    hidden = page.evaluate(OUT_OF_VIEW)
+    data = page_data(html.read_text(encoding="utf-8"))
+    root_box = data["values"][data["root"]]["el"]  # type: ignore[index]
+    assert root_box not in hidden  # backward starts at the output: it shows, whole
+    zoom = page.evaluate("(() => { const s = document.querySelector('#graph svg'); return"
+                         " parseFloat(s.getAttribute('width')) / s.viewBox.baseVal.width / (4 / 3); })()")
+    if graph == "neuron":
+        assert hidden == []  # the whole graph ...
+        assert zoom >= 0.6 - 1e-3  # ... at a zoom where 12pt labels are at least ~9.5px
+    else:
+        assert len(hidden) > 0 and zoom >= 0.6 - 1e-3  # too big to show whole: readable, at the output
+    shot(page, f"first-view-{graph}-{'exercise' if exercise else 'explorer'}-960x640")
+    page.close()

@@ -402,14 +402,27 @@
   }
   const pad = () => { const c = getComputedStyle(graphBox); return [parseFloat(c.paddingLeft) + parseFloat(c.paddingRight),
     parseFloat(c.paddingTop) + parseFloat(c.paddingBottom)]; };
-  const fit = () => { const [w, h] = pad();
-    return Math.min(1.5, (graphBox.clientWidth - w) / base.w, (graphBox.clientHeight - h) / base.h); };
-  // Scroll the graph (and only the graph, never the page) so that box `id` is level with the middle.
+  const fitWidth = () => (graphBox.clientWidth - pad()[0]) / base.w;
+  const fit = () => Math.min(1.5, fitWidth(), (graphBox.clientHeight - pad()[1]) / base.h);
+  // Below this zoom 12pt labels are under ~9.5px: the first view scrolls rather than shrink further.
+  const READABLE = 0.6;
+  // The first view: the whole graph if it fits at a readable zoom; else its whole width (a tall graph
+  // scrolls down only); else readable, scrolled to the output.
+  function firstZoom() {
+    const whole = fit(), wide = Math.min(1.25, fitWidth());
+    if (whole >= READABLE) return Math.min(1.25, whole);
+    return wide >= READABLE ? wide : Math.max(READABLE, 0.7);
+  }
+  // Scroll the graph (and only the graph, never the page) so that box `id` is level with the middle,
+  // and far enough sideways that all of it shows (the output is the rightmost box: without this a wide
+  // graph would open on its inputs, the output cut off at the side panel).
   function level(id) {
     const el = shown[id] && shown[id].g;
     if (!el) return;
-    const r = el.getBoundingClientRect(), b = graphBox.getBoundingClientRect();
+    const r = el.getBoundingClientRect(), b = graphBox.getBoundingClientRect(), margin = 12;
     graphBox.scrollTop += r.top + r.height / 2 - (b.top + b.height / 2);
+    const right = b.left + graphBox.clientWidth - margin;
+    if (r.right > right) graphBox.scrollLeft += Math.min(r.right - right, r.left - (b.left + margin));
   }
   $("zoom-in").onclick = () => zoom(scale * 1.25);
   $("zoom-out").onclick = () => zoom(scale / 1.25);
@@ -493,8 +506,7 @@
     graphBox.replaceChildren(svg);
     indexSvg();
     drawBundles();
-    // Readable first: fit the window, but never shrink 12pt labels below ~11px (scroll instead).
-    zoom(Math.max(0.7, Math.min(1.25, fit())));
+    zoom(firstZoom());
     level(V[D.root].el); // a tall graph opens at its output, where backward starts
     paint();
     document.body.dataset.ready = "1";
