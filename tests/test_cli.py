@@ -926,3 +926,23 @@ def test_exercise_without_an_html_out_is_a_usage_error(out: str | None, tmp_path
     assert captured.err == ("chainrule graph: error: --exercise needs --out PAGE.html (the exercise is the "
                             "HTML explorer)\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_forward_with_an_html_out_writes_the_forward_page(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fwd.html"
+    assert cli.main(["graph", *NEURON, "--forward", "x1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "forward mode for d/dx1" in printed and printed.splitlines()[-1] == f"wrote {out}"
+    forward = page_data(out.read_text(encoding="utf-8"))["forward"]
+    assert isinstance(forward, dict) and forward["counts"] == {"per_pass": 9, "forward": 45, "reverse": 9}
+    assert cli.main(["graph", *NEURON, "--out", str(out)]) == 0
+    assert page_data(out.read_text(encoding="utf-8"))["forward"] is None
+
+
+def test_exercise_and_forward_together_is_a_usage_error(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "g.html")
+    assert cli.main(["graph", "a*b", "--at", "a=1,b=2", "--forward", "a", "--exercise", "--out", out]) == 2
+    assert capsys.readouterr().err == ("chainrule graph: error: --exercise and --forward are two pages: "
+                                       "choose one\n")

@@ -607,3 +607,57 @@ def test_first_view_in_a_notebook_frame_shows_the_output(browser: Any, tmp_path:
         assert len(hidden) > 0 and zoom >= 0.6 - 1e-3  # too big to show whole: readable, at the output
     shot(page, f"first-view-{graph}-{'exercise' if exercise else 'explorer'}-960x640")
     page.close()
+
+
+# ----- forward mode: tangents pushed from one input to the output ------------------------------------
+
+# JS: the tangent text each box shows, by box id.
+TANGENTS = """() => {
+  const out = {};
+  document.querySelectorAll('#graph g.node.value').forEach(g => {
+    const t = [...g.querySelectorAll('text')].map(t => t.textContent).filter(s => s.startsWith('ṫ '));
+    if (t.length) out[g.id] = t[t.length - 1];
+  });
+  return out;
+}"""
+
+
+def test_forward_mode_steps_tangents_to_the_output_and_compares_the_counts(browser: Any,
+                                                                           tmp_path: Path) -> None:
+    from chainrule.forward import op_counts
+    from chainrule.viz import explore, forward_steps
+
+    root, params = seeds_neuron()
+    html = tmp_path / "forward.html"
+    explore(root, params=params, forward="x1").save(html)
+    order = topological_order(root)
+    index = {id(v): i for i, v in enumerate(order)}
+    x1 = next(v for v in order if v.label == "x1")
+    page = open_page(browser, html)
+    assert set(page.evaluate(TANGENTS).values()) == {"ṫ 0.0000"}
+    assert page.evaluate(DISPLAYED) == {}  # no grad shown in this mode
+    assert page.text_content("#explain h2") == "Forward mode: d/dx1"
+    assert "how fast the value moves when x1 moves" in page.inner_text("#explain")
+    page.click("#step")  # the seed
+    assert page.evaluate(TANGENTS)[f"v{index[id(x1)]}"] == "ṫ 1.0000"
+    steps = forward_steps(root, x1, [v for v in order if not v.parents])
+    for k, s in enumerate(steps):
+        page.click("#step")
+        assert page.evaluate(TANGENTS)[f"v{index[id(s.node)]}"] == f"ṫ {fmt(s.tangent)}", s
+        assert f"= {fmt(s.tangent)}" in page.inner_text("#explain")
+        assert page.evaluate(OVERFLOWING) == []
+        if k == 2:
+            shot(page, "forward-1280-step3")
+    assert page.locator("#step").is_disabled()
+    assert page.inner_text("#counter") == "step 5 of 5"
+    root.backward()
+    assert page.evaluate(TANGENTS)[f"v{len(order) - 1}"] == f"ṫ {fmt(x1.grad)}"  # d o/d x1 = -1.5
+    counts = op_counts(root, [v for v in order if not v.parents])
+    done = page.inner_text("#explain")
+    assert f"One forward pass gave one derivative: do/dx1 = {fmt(x1.grad)}" in done
+    assert (f"forward mode takes 5 passes × {counts.per_pass} = {counts.forward} multiply-adds; reverse mode "
+            f"(o.backward()) gives them all in one pass of {counts.reverse}") in done
+    page.click(f"#graph g#v{index[id(steps[0].node)]}")  # x1*w1: its forward chain rule
+    assert "= -3.0000 × 1.0000 + 2.0000 × 0.0000 = -3.0000" in page.inner_text("#panel").replace("\n", " ")
+    shot(page, "forward-1280-done")
+    assert not page.errors

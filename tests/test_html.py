@@ -14,7 +14,7 @@ from conftest import batched_tanh, page_data
 from chainrule import RULES, Value
 from chainrule.nn import MLP
 from chainrule.seeds import FIRST_GRAPH, NEURON
-from chainrule.viz import backward_steps, draw_dot, to_html, trace_model
+from chainrule.viz import backward_steps, draw_dot, forward_steps, to_html, trace_model
 
 
 def test_html_is_self_contained_and_embeds_the_graph(tmp_path: Path) -> None:
@@ -182,3 +182,50 @@ def test_the_page_knows_whether_backward_ran() -> None:
     after = page_data(to_html(L))
     assert after["ran"] is True
     assert [x["grad"] for x in after["values"]] == [x["r"] for x in values]  # type: ignore[attr-defined]
+
+
+def test_forward_data_is_forward_steps_with_the_edges_and_both_counts() -> None:
+    o, v = NEURON.build()
+    data = page_data(to_html(o, forward=v["x1"]))
+    assert page_data(to_html(o, forward="x1")) == data  # by name or by Value
+    forward = data["forward"]
+    assert isinstance(forward, dict)
+    values = data["values"]
+    assert isinstance(values, list)
+    assert values[forward["wrt"]]["label"] == "x1"
+    steps = forward_steps(o, v["x1"], [v[n] for n in NEURON.inputs])
+    assert [values[s[0]]["label"] for s in forward["steps"]] == [s.node.label for s in steps]
+    assert [s[2] for s in forward["steps"]] == [f"{s.tangent:.4f}" for s in steps]
+    first = forward["steps"][0]  # x1*w1: ṫ = w1 · ṫ(x1) + x1 · ṫ(w1), along the edges drawn into its op
+    assert [[values[t[0]]["label"], t[2], t[3]] for t in first[1]] == [["x1", "-3.0000", "1.0000"],
+                                                                       ["w1", "2.0000", "0.0000"]]
+    assert all(t[1] for s in forward["steps"] for t in s[1])  # each term's edge is drawn
+    assert forward["counts"] == {"per_pass": 9, "forward": 45, "reverse": 9} and forward["inputs"] == 5
+    assert data["exercise"] is None and page_data(to_html(o))["forward"] is None
+    # a + a: one term per use
+    a = Value(3.0, "a")
+    b = a + a
+    twice = page_data(to_html(b, forward="a"))["forward"]
+    assert [t[2] for t in twice["steps"][0][1]] == ["1.0000", "1.0000"]  # type: ignore[index]
+    assert twice["steps"][0][2] == "2.0000"  # type: ignore[index]
+
+
+def test_forward_refuses_what_it_cannot_step() -> None:
+    o, v = NEURON.build()
+    with pytest.raises(ValueError, match=r"forward: no input named 'z' in the graph \(inputs: b, w1, w2, x1, "
+                                         r"x2\)"):
+        to_html(o, forward="z")
+    with pytest.raises(ValueError, match="forward: n is computed"):
+        to_html(o, forward=v["n"])
+    with pytest.raises(ValueError, match="that Value is not in the graph"):
+        to_html(o, forward=Value(1.0, "x1"))
+    with pytest.raises(TypeError, match="forward must be an input's name or Value, not int"):
+        to_html(o, forward=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exercise and forward are two modes"):
+        to_html(o, forward="x1", exercise=True)
+    twins = Value(1.0, "x") * Value(2.0, "x")
+    with pytest.raises(ValueError, match="forward: 2 inputs named 'x'"):
+        to_html(twins, forward="x")
+    y, _x, _w = batched_tanh()
+    with pytest.raises(ValueError, match="forward mode works on numbers, not batches"):
+        to_html(y, forward="w")

@@ -190,3 +190,6 @@ def test_explore_exercise_is_the_exercise_page() -> None:
     for bad in (1, "true"):
         with pytest.raises(TypeError, match="exercise must be True or False"):
             explore(L, exercise=bad)  # type: ignore[arg-type]
+    assert explore(L, forward="f").page == to_html(L, forward="f")
+    with pytest.raises(ValueError, match="forward: no input named 'x'"):
+        explore(L, forward="x")

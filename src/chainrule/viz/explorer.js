@@ -7,7 +7,11 @@
   const V = D.values, S = D.steps, G = D.groups;
   // A step is [node, parent, slot, upstream, local, contribution, after, afterFloat, edgeId].
   const NODE = 0, PARENT = 1, SLOT = 2, UP = 3, LOC = 4, CON = 5, AFTER = 6, AFTERF = 7, EDGE = 8;
-  const LAST = S.length + 1; // position 0: all zero; 1: seed grad(root) = 1; 1 + k: k steps done
+  // Forward mode (D.forward): the same positions, for tangents: 0 all zero; 1: the seed ṫ(input) = 1;
+  // 1 + k: k nodes done. A forward step is [node, terms, tangent, tangentFloat], a term [input, edgeId,
+  // local, tangent(input)].
+  const F = D.forward;
+  const LAST = (F ? F.steps.length : S.length) + 1; // position 0: all zero; 1: seed grad(root) = 1; 1 + k: k steps done
   // backward() not called yet: every .grad is 0, so the page opens on that (position 0) and its last
   // position shows the replayed grads (what backward() would give) instead of the engine's .grad fields.
   const RAN = D.ran !== false;
@@ -15,7 +19,7 @@
 
   const $ = (id) => document.getElementById(id);
   const graphBox = $("graph");
-  let svg = null, base = null, scale = 1, pos = RAN ? LAST : 0, timer = null, selected = null;
+  let svg = null, base = null, scale = 1, pos = RAN && !F ? LAST : 0, timer = null, selected = null;
   let follow = false; // scroll the processed node into view once the user starts stepping
   const shown = {};   // element id -> {shape, texts: [{el, value, kind}]}
   const lit = [];     // elements currently highlighted
@@ -31,7 +35,11 @@
   // Per-node index of the steps that feed it (its chain-rule terms), computed once.
   const termsOf = V.map(() => []);
   S.forEach((s, k) => termsOf[s[PARENT]].push(k));
-  const biggest = Math.max(0, ...V.map((v) => Math.abs(v.g)).filter(Number.isFinite));
+  const biggest = Math.max(0, ...(F ? [1, ...F.steps.map((s) => Math.abs(s[3]))] : V.map((v) => Math.abs(v.g)))
+    .filter(Number.isFinite));
+  const WORD = F ? "ṫ " : "grad "; // what a box's grad field shows
+  const stepOf = {}; // forward mode: node -> its step
+  if (F) F.steps.forEach((s, k) => { stepOf[s[0]] = k; });
 
   // ---- state at a position: grads as text, straight from the recorded steps --------------------
   function gradsAt(p) {
@@ -39,6 +47,14 @@
     if (p >= 1) { text[D.root] = "1.0000"; num[D.root] = 1; }
     for (let k = 0; k < p - 1; k++) { text[S[k][PARENT]] = S[k][AFTER]; num[S[k][PARENT]] = S[k][AFTERF]; }
     if (p === LAST && RAN) V.forEach((v, i) => { text[i] = v.grad; num[i] = v.g; }); // the engine's own
+    return { text, num };
+  }
+
+  // Forward mode: each node's tangent ṫ = d(node)/d(input) at position p, from the recorded steps.
+  function tangentsAt(p) {
+    const text = V.map(() => "0.0000"), num = V.map(() => 0);
+    if (p >= 1) { text[F.wrt] = "1.0000"; num[F.wrt] = 1; }
+    for (let k = 0; k < p - 1; k++) { const s = F.steps[k]; text[s[0]] = s[2]; num[s[0]] = s[3]; }
     return { text, num };
   }
 
@@ -107,13 +123,13 @@
   }
 
   function paint() {
-    const { text, num } = X ? exerciseGrads() : gradsAt(pos);
+    const { text, num } = X ? exerciseGrads() : F ? tangentsAt(pos) : gradsAt(pos);
     for (const id in shown) {
       const s = shown[id];
       if (id.endsWith("op")) continue;
       for (const t of s.texts) {
-        const fresh = t.kind === "grad" ? "grad " + text[t.value]
-          : t.prefix + "data " + V[t.value].data + " grad " + text[t.value];
+        const fresh = t.kind === "grad" ? WORD + text[t.value]
+          : t.prefix + "data " + V[t.value].data + " " + WORD + text[t.value];
         if (t.el.textContent !== fresh) t.el.textContent = fresh;
         t.el.setAttribute("fill", num[t.value] > 0 ? "#166534" : num[t.value] < 0 ? "#991b1b" : "#111827");
       }
@@ -122,8 +138,8 @@
     highlight();
     if (X) { exercise(); if (selected) panel(selected); return; }
     explain(text);
-    $("counter").textContent = pos <= 1 ? (pos === 0 ? "all grads 0" : "seeded")
-      : "step " + (pos - 1) + " of " + S.length;
+    $("counter").textContent = pos <= 1 ? (pos === 0 ? (F ? "all tangents 0" : "all grads 0") : "seeded")
+      : "step " + (pos - 1) + " of " + (LAST - 1);
     $("reset").disabled = $("back").disabled = pos === 0;
     $("step").disabled = pos === LAST;
     $("play").disabled = pos === LAST && !timer;
@@ -153,6 +169,17 @@
       return;
     }
     if (!follow) return; // the opening view: the engine's result, nothing being processed
+    if (F) {
+      if (pos === 1) focus = mark(V[F.wrt].el, "cur");
+      if (pos >= 2) {
+        const s = F.steps[pos - 2], node = s[0];
+        focus = mark(V[node].el, "cur");
+        if (V[node].el === "v" + node) mark("v" + node + "op", "cur");
+        s[1].forEach((t) => { if (t[1]) mark(t[1], "flow"); }); // the tangents it reads come along these
+      }
+      if (focus) focus.scrollIntoView({ block: "nearest", inline: "nearest" });
+      return;
+    }
     if (pos === 1) focus = mark(V[D.root].el, "cur");
     if (pos >= 2) {
       const s = S[pos - 2], node = s[NODE];
@@ -168,6 +195,7 @@
   // ---- the explanation of the current step --------------------------------------------------
   function explain(text) {
     const box = $("explain");
+    if (F) { box.innerHTML = explainForward(); return; }
     if (!follow && !RAN) {
       box.innerHTML = "<h2>Backprop explorer</h2><p><b><code>backward()</code> has not been called</b> on this " +
         "graph, so every box shows <b>grad 0</b>: each Value's <code>.grad</code> is still 0.</p><p>Press " +
@@ -194,6 +222,55 @@
         (twice ? `<p><b>${esc(name(p))}</b> is used twice by this op, so it receives two contributions that add up.</p>` : "") +
         (pos === LAST ? done() : "");
     }
+  }
+
+  // ---- forward mode: the explanation of the current node -------------------------------------
+  function explainForward() {
+    const x = esc(name(F.wrt)), root = esc(name(D.root)), n = F.steps.length;
+    if (!follow || pos === 0) {
+      return `<h2>Forward mode: d/d${esc(dname(F.wrt))}</h2><p>Each box shows its <b>tangent</b> ṫ: how fast ` +
+        `the value moves when ${x} moves (d value / d${esc(dname(F.wrt))}). Forward mode pushes tangents from ` +
+        `the inputs to the output, in the order the graph was built: ṫ(${x}) = 1, the other inputs 0, then ` +
+        "each node ṫ = Σ local × ṫ(input), reading the same local derivatives as backward.</p>" +
+        `<p>Press <b>Step</b> (or →): ${n} node${n === 1 ? "" : "s"} to go.</p>`;
+    }
+    if (pos === 1) {
+      return `<h2>Seed</h2><p>${x} moves at rate 1 with itself; the other inputs are held still:</p>` +
+        `<div class="math">ṫ(${x}) = 1, every other input ṫ = 0</div>`;
+    }
+    const s = F.steps[pos - 2], node = s[0], v = V[node];
+    const names = s[1].map((t) => `${t[2]} × ṫ(${esc(name(t[0]))})`);
+    const nums = s[1].map((t) => `${t[2]} × ${t[3]}`);
+    let h = `<h2>Step ${pos - 1} of ${n}</h2><p><b>${esc(name(node))}</b> = ${esc(v.op)}(` +
+      `${v.parents.map(name).map(esc).join(", ")}): its tangent from its inputs' tangents.</p>` +
+      `<div class="math">ṫ(${esc(name(node))}) = Σ local × ṫ(input)<br>= ${names.join(" + ")}<br>= ` +
+      `${nums.join(" + ")} = ${s[2]}</div><p>local = ∂${esc(dname(node))}/∂(input), from the rule ` +
+      `<span class="formula">${esc(v.formula)}</span></p>`;
+    if (pos === LAST) {
+      const c = F.counts, k = F.inputs;
+      h += `<p><b>Done.</b> One forward pass gave one derivative: d${esc(dname(D.root))}/d${esc(dname(F.wrt))} = ` +
+        `${s[2]}, as backward's grad(${x}) = ${V[F.wrt].r}.</p><p>For the whole gradient over the ${k} input` +
+        `${k === 1 ? "" : "s"}, forward mode takes ${k} pass${k === 1 ? "" : "es"} × ${c.per_pass} = <b>${c.forward}` +
+        `</b> multiply-adds; reverse mode (<code>${/^[A-Za-z_]\w*$/.test(name(D.root)) ? root : "L"}.backward()` +
+        `</code>) gives them all in one pass of <b>${c.reverse}</b>.</p>`;
+    }
+    return h;
+  }
+
+  function forwardPanel(i) {
+    const v = V[i], now = tangentsAt(pos).text[i];
+    let h = `<h3>${esc(v.label || "(unnamed)")}<span class="badge ${v.kind}">${kindName(v.kind)}</span></h3>` +
+      `<table><tr><th>data</th><td class="num">${v.data}</td></tr>` +
+      `<tr><th>ṫ now (d/d${esc(dname(F.wrt))})</th><td class="num ${signClass(now)}">${now}</td></tr></table>`;
+    if (i === F.wrt) return h + `<p class="hint">The input we differentiate by: its tangent is 1.</p>`;
+    if (!v.op) return h + `<p class="hint">${v.kind === "const" ? "A constant" : "Another input, held still"}: ` +
+      "its tangent is 0.</p>";
+    if (!(i in stepOf)) return h + `<p class="hint">It does not depend on ${esc(name(F.wrt))}: tangent 0.</p>`;
+    const s = F.steps[stepOf[i]], done = stepOf[i] < pos - 1;
+    return h + `<h2>Forward chain rule</h2><div class="math">ṫ(${esc(name(i))}) = ` +
+      s[1].map((t) => `∂${esc(dname(i))}/∂${esc(dname(t[0]))} × ṫ(${esc(name(t[0]))})`).join(" + ") + "<br>= " +
+      s[1].map((t) => `${t[2]} × ${t[3]}`).join(" + ") + ` = ${s[2]}</div>` +
+      (done ? "" : `<p class="hint">Not computed yet at this step.</p>`);
   }
 
   // ---- exercise mode: the question card ------------------------------------------------------
@@ -312,7 +389,7 @@
     const box = $("panel");
     if (G[id] && G[id].collapsed) { box.innerHTML = groupPanel(G[id]); return; }
     const i = +id.replace(/^v/, "").replace(/op$/, "");
-    box.innerHTML = valuePanel(i);
+    box.innerHTML = F ? forwardPanel(i) : valuePanel(i);
   }
 
   function valuePanel(i) {

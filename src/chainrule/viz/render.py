@@ -68,6 +68,7 @@ def render(
     title: str | None = None,
     on_fallback: Callable[[str], object] | None = None,
     exercise: bool = False,
+    forward: Value | str | None = None,
 ) -> Path:
     """Write `root`'s graph to `path` (.svg, .png or .html) and return the path actually written.
 
@@ -75,12 +76,13 @@ def render(
     file exists, the first free `name-1.html`, `name-2.html`, ...: it is never overwritten), with a
     `GraphvizMissingWarning`, or a call `on_fallback(message)` instead when it is given (a command line
     prints it, without touching the process's warning filters). Options as in `draw_dot`; `exercise`
-    (an .html only) as in `to_html`.
+    and `forward` (an .html only) as in `to_html`.
     """
     path = Path(path)
     suffix = _suffix(path)
-    if exercise and suffix != ".html":
-        raise ValueError(f"an exercise is an .html page, not {suffix}")
+    if (exercise or forward is not None) and suffix != ".html":
+        raise ValueError(f"an {'exercise' if exercise else 'explorer of forward mode'} is an .html page, "
+                         f"not {suffix}")
     params = list(params) if params is not None else None
     inputs = list(inputs) if inputs is not None else None
     options = {"params": params, "inputs": inputs, "groups": groups, "expand": expand,
@@ -105,7 +107,7 @@ def render(
         else:
             on_fallback(message)
         path = fallback
-    to_html(root, path, title=title or f"chainrule: {path.stem}", exercise=exercise,
+    to_html(root, path, title=title or f"chainrule: {path.stem}", exercise=exercise, forward=forward,
             **options)  # type: ignore[arg-type]
     return path
 
