@@ -180,3 +180,16 @@ def test_first_lecture_notebook_draws_every_graph_inline(graphviz: str, tmp_path
     page = srcdoc(shown("explore(o")["text/html"])
     assert len(page_data(page)["values"]) == 10  # type: ignore[arg-type]
     assert any("image/png" in o.get("data", {}) for c in cells for o in c.outputs)  # f's plot
+
+
+def test_explore_exercise_is_the_exercise_page() -> None:
+    L, _ = FIRST_GRAPH.build()
+    page = explore(L, exercise=True, title="L").page
+    assert page == to_html(L, title="L", exercise=True)
+    assert page_data(page)["exercise"] is not None and page_data(explore(L).page)["exercise"] is None
+    for bad in (1, "true"):
+        with pytest.raises(TypeError, match="exercise must be True or False"):
+            explore(L, exercise=bad)  # type: ignore[arg-type]
+    assert explore(L, forward="f").page == to_html(L, forward="f")
+    with pytest.raises(ValueError, match="forward: no input named 'x'"):
+        explore(L, forward="x")
