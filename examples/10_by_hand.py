@@ -7,8 +7,12 @@ trace). Run it as a script, or cell by cell (# %%).
 """
 
 # %%
+import os
+from pathlib import Path
+
 from chainrule import Value, check_by_hand
 from chainrule.seeds import FIRST_GRAPH, NEURON, TWICE
+from chainrule.viz import explore
 
 # L = (a*b + c)*f at a = 2, b = -3, c = 10, f = -2, with e = a*b and d = e + c (chainrule/seeds.py).
 L, v = FIRST_GRAPH.build()
@@ -87,3 +91,14 @@ mine = {x: y.data * y.data + (1 - x.tanh().data ** 2) * y.data, y: 2 * x.data * 
 report = check_by_hand(z, mine)
 print(report)
 assert report.ok
+
+# %% [markdown]
+# ## 6. The same exercise in the browser
+# `explore(L, exercise=True)` (in a notebook) or `chainrule graph "(a*b + c)*f" --at a=2,b=-3,c=10,f=-2
+# --out L.html --exercise` hides every grad and asks for them one by one, in backward's order.
+
+# %%
+out = Path(os.environ.get("CHAINRULE_OUT", "chainrule-out/examples"))
+out.mkdir(parents=True, exist_ok=True)
+page = explore(L, title="L = (a*b + c)*f: backprop by hand", exercise=True).save(out / "10_by_hand.html")
+print(f"wrote {page}: open it in a browser")
