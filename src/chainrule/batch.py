@@ -171,16 +171,27 @@ ARRAY_MATH: Math = ArrayMath()
 class BatchSum:
     """The local derivative of a batched op with respect to one number shared by every example (a
     parameter, a constant): the column of d(out_i)/d(parent). Its product with the batch's gradient is
-    their dot product, Σ_i local_i·grad_i: the parameter's gradient, summed over the batch."""
+    their dot product, Σ_i local_i·grad_i: the parameter's gradient, summed over the batch. This is the
+    one place broadcasting's backward (a sum) is written: the engine's batches and the compiled replay
+    (chainrule.replay, where a row of numbers meets rows of batches, and a layer's biases meet its
+    columns) both multiply by a BatchSum."""
 
     __slots__ = ("local",)
 
     def __init__(self, local: Any) -> None:
         self.local = local
 
-    def __mul__(self, grad: Any) -> float:
-        # grad is the batch's: an array (every batch node's grad is one by the time it is passed on)
-        return self.local * float(grad.sum()) if type(self.local) is float else float(self.local.dot(grad))
+    def __mul__(self, grad: Any) -> Any:
+        # grad is the batch's: an array (every batch node's grad is one by the time it is passed on), with
+        # the examples along its last axis; stacked in a replay, one row per number.
+        local = self.local
+        if type(local) is float:
+            total = local * grad.sum(axis=-1)
+        elif local.ndim == 1 == grad.ndim:
+            return float(local.dot(grad))
+        else:
+            total = (local * grad).sum(axis=-1)
+        return float(total) if total.ndim == 0 else total
 
     def __repr__(self) -> str:
         return f"BatchSum({self.local!r})"

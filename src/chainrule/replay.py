@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .batch import ARRAY_MATH
+from .batch import ARRAY_MATH, BatchSum
 from .engine import RULES, Rule, Value, _data
 from .ir import NUMBER, Instruction, Plan, format_plan
 from .numerics import FLOAT_MATH
@@ -282,8 +282,6 @@ class _Operand:
         return x[:, None] if self.column else x
 
     def add(self, grads: dict[int, Array], g: Array) -> None:
-        if self.column:
-            g = g.sum(axis=1)  # one number shared by a batch: its gradient is the sum over the batch
         if self.repeats:  # then index is an array (a slice never repeats)
             np.add.at(grads[self.kind], self.index, g)  # type: ignore[arg-type]
         else:
@@ -316,7 +314,9 @@ class _Stacked:
         if self.to_column:
             grad = grad[:, None]
         for operand, local in zip(self.operands, self.rule.local(_STACKED, out, *xs)):  # noqa: B905
-            operand.add(grads, local * grad)  # the chain rule: local derivative times the output's grad
+            # the chain rule: local derivative times the output's grad; a number shared by a batch gets
+            # the sum over the batch, as in the engine (batch.BatchSum)
+            operand.add(grads, (BatchSum(local) if operand.column else local) * grad)
 
 
 class _Product:
@@ -348,7 +348,7 @@ class _Product:
         grad = grads[self.ins.kind][self.out].reshape(self.shape)
         db, dw, dx = self.rule.local(_MATRIX, out, b, w, x)  # linear's rule: 1, then x, then W
         # The chain rule for every node at once: each sum over the shared index is a matrix product.
-        self.b.add(grads, (db * grad).sum(axis=1))
+        self.b.add(grads, BatchSum(db) * grad)  # each bias meets every column: the sum over them
         self.w.add(grads, (grad @ dw.T).reshape(-1))
         dxs = dx.T @ grad
         self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs)
