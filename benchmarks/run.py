@@ -160,7 +160,7 @@ def run_job(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def progress(r: dict[str, Any]) -> str:
-    who = f"  {r['workload']:<9} {r['engine']:<22}" + (f"n={r['n']:<9}" if r.get("n") else " " * 11)
+    who = f"  {r['workload']:<17} {r['engine']:<22}" + (f"n={r['n']:<9}" if r.get("n") else " " * 11)
     if "skipped" in r:
         return who + "skipped: " + r["skipped"]
     if "error" in r:
@@ -484,7 +484,8 @@ DIGITS = {"digits-32": ("digits 64→32→10", "digits_32_x_torch"),
 
 def compiler_rows(R: Results) -> list[dict[str, Any]]:
     """chainrule's compiled training step against PyTorch's (float64, one thread), both measured in turn in
-    one process: ms per step and the ratio chainrule ÷ PyTorch (below 1, chainrule is faster)."""
+    one process: ms per step and the ratio chainrule ÷ PyTorch (below 1, chainrule is faster). A row's
+    `torch_ms` is its `peer`'s: PyTorch's, except microgpt's in the per-name row."""
     rows: list[dict[str, Any]] = []
 
     def num(r: dict[str, Any] | None, key: str) -> float | str | None:
@@ -496,12 +497,12 @@ def compiler_rows(R: Results) -> list[dict[str, Any]]:
         return float(v) if isinstance(v, int | float) else None
 
     def row(label: str, ours: Any, theirs: Any, goal: float | None = None, *, ratio_text: str | None = None,
-            target: str | None = None, met: bool | None = None) -> None:
+            target: str | None = None, met: bool | None = None, peer: str = "torch") -> None:
         both = isinstance(ours, float) and isinstance(theirs, float) and theirs > 0
         x = ours / theirs if both else None
         if goal is not None and met is None and x is not None:
             met = x <= goal
-        rows.append({"workload": label, "chainrule_ms": ours, "torch_ms": theirs, "ratio": x,
+        rows.append({"workload": label, "chainrule_ms": ours, "torch_ms": theirs, "peer": peer, "ratio": x,
                      "ratio_text": ratio_text if ratio_text is not None else (f"{x:.3g}×" if x else "—"),
                      "target": target if target is not None else (f"≤ {goal:g}×" if goal else ""),
                      "met": met})
@@ -546,14 +547,16 @@ def compiler_rows(R: Results) -> list[dict[str, Any]]:
         row(f"per name: GPT batch step ÷ {GPT_BATCH}; peer column: microgpt's own engine, one name"
             + ("" if mg is not None else " (run --only names too)"), per_name, mg,
             ratio_text=f"{faster:,.0f}× faster" if faster else "—", target=f"≥ {goal:g}× faster",
-            met=faster >= goal if faster else None)
+            met=faster >= goal if faster else None, peer="microgpt")
         rows[-1]["ratio"] = per_name / mg if faster and isinstance(mg, float) else None
     return rows
 
 
 def _compiler_cells(r: dict[str, Any]) -> list[str]:
     def ms(v: Any) -> str:
-        return cell(v, 2) if isinstance(v, float) else str(v or "—")
+        if isinstance(v, float):
+            return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+        return str(v or "—")
 
     met = "" if r["met"] is None else ("met" if r["met"] else "MISSED")
     return [r["workload"], ms(r["chainrule_ms"]), ms(r["torch_ms"]), r["ratio_text"], r["target"], met]
@@ -718,19 +721,17 @@ def main() -> int:
     print()
     for line in agree_lines + names_lines + compiler_lines:
         print(line)
-    print()
+    tables = [format_table(rows)] if rows else []
+    tables += [format_names(names_table)] if names_table else []
+    tables += [format_compiler(compiler_table)] if compiler_table else []
+    print("\n" + "\n\n".join(tables))
     if rows:
-        print(format_table(rows))
-    if names_table:
-        print("\n" + format_names(names_table))
-    if compiler_table:
-        print("\n" + format_compiler(compiler_table))
-    print("\n× = peer's figure ÷ chainrule's, both from this run: above 1, chainrule is faster or "
-          "smaller.\nGC on everywhere except [GC off] rows. micrograd runs wide/ops with a raised "
-          "recursion limit\n(its recursive topological sort fails past ~1000 levels at the default "
-          "limit, as the chain rows show).")
+        print("\n× = peer's figure ÷ chainrule's, both from this run: above 1, chainrule is faster or "
+              "smaller.\nGC on everywhere except [GC off] rows. micrograd runs wide/ops with a raised "
+              "recursion limit\n(its recursive topological sort fails past ~1000 levels at the default "
+              "limit, as the chain rows show).")
     meta["load_average_at_end"] = os.getloadavg()
-    if args.markdown:
+    if args.markdown and rows:
         print("\n" + format_markdown(rows))
         if compiler_table:
             print("\n" + format_compiler_markdown(compiler_table))
