@@ -1,7 +1,7 @@
 """chainrule's benchmark suite: `make bench` (or `python benchmarks/run.py [--quick]`).
 
-Runs five workloads (moons, chain, wide, ops, names; see README.md) on chainrule and its peers, each
-job in a fresh worker process (worker.py), prints one table with chainrule's ratio to every
+Runs six workload groups (moons, chain, wide, ops, names, compiler; see README.md) on chainrule and its
+peers, each job in a fresh worker process (worker.py), prints tables with chainrule's ratio to every
 peer measured in this same run, and writes every number to benchmarks/results/<time>.json.
 """
 
@@ -57,18 +57,28 @@ TARGETS = {
     "chain_1e6_s_gc_off": 1.5,
     "names_own_gpt_x_microgpt": 3.0,  # chainrule's GPT, eager, per step vs microgpt with its own engine
     "names_same_code_x_microgpt": 1.0,  # microgpt's model code on chainrule's Value: no slower
+    # compiler: chainrule's compiled step ÷ PyTorch's (float64, one thread), in turn in one process
+    "digits_32_x_torch": 1.0,
+    "digits_128_128_x_torch": 1.2,
+    "moons_compiled_x_torch": 1.0,
+    "gpt_batch_x_torch": 1.0,
+    "gpt_capture_compile_s": 2.0,  # one GPT batch shape: build the batched graph and compile it
+    "per_name_x_microgpt": 300.0,  # the batch-32 compiled step ÷ 32 vs microgpt's one-name step, faster by
 }
+WORKLOADS = ["moons", "chain", "wide", "ops", "names", "compiler"]
+GPT_BATCH = 32
 
 
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"moons_steps": 4, "chain": [10**3, 10**4, 10**5], "wide": [10**4, 10**5],
                 "wide_mem": 10**4, "repeats": 3, "time_cap_s": 5.0, "ops_n": 10**4,
-                "ops_repeats": 3, "backward_n": 5 * 10**3, "timeout_s": 180, "names_steps": 5}
+                "ops_repeats": 3, "backward_n": 5 * 10**3, "timeout_s": 180, "names_steps": 5,
+                "digits_steps": 12, "gpt_steps": 30}
     return {"moons_steps": 10, "chain": [10**3, 10**4, 10**5, 10**6], "wide": [10**4, 10**5, 10**6],
             "wide_mem": 10**5, "repeats": 5, "time_cap_s": 12.0, "ops_n": 2 * 10**4,
             "ops_repeats": 7, "backward_n": 2 * 10**4, "timeout_s": 400,  # time_cap_s below
-            "names_steps": 16}
+            "names_steps": 16, "digits_steps": 60, "gpt_steps": 200}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +160,7 @@ def run_job(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def progress(r: dict[str, Any]) -> str:
-    who = f"  {r['workload']:<9} {r['engine']:<22}" + (f"n={r['n']:<9}" if r.get("n") else " " * 11)
+    who = f"  {r['workload']:<17} {r['engine']:<22}" + (f"n={r['n']:<9}" if r.get("n") else " " * 11)
     if "skipped" in r:
         return who + "skipped: " + r["skipped"]
     if "error" in r:
@@ -163,6 +173,9 @@ def progress(r: dict[str, Any]) -> str:
         compiled = (f"; compile {r['compile_ms']:.1f} ms, {r['nodes']} nodes → {r['instructions']} "
                     "instructions" if "compile_ms" in r else "")
         return who + f"{r['step_ms']:.3f} ms/step (GC {'on' if r['gc'] else 'off'}){compiled}"
+    if r["workload"].startswith("digits-") or r["workload"] == "gpt-batch":
+        return who + (f"compiled {r['step_ms']:.2f} ms/step, torch {r['torch_step_ms']:.2f} ms/step, in turn "
+                      f"(GC {'on' if r['gc'] else 'off'}); capture+compile {r['capture_compile_ms']:.0f} ms")
     if r["workload"] == "names":
         return who + (f"{r['step_ms']:.1f} ms/step (GC {'on' if r['gc'] else 'off'}), "
                       f"first loss {r['losses'][0]!r}")
@@ -465,18 +478,157 @@ def names_agreement(R: Results) -> tuple[list[str], dict[str, Any]]:
     return lines, out
 
 
+DIGITS = {"digits-32": ("digits 64→32→10", "digits_32_x_torch"),
+          "digits-128-128": ("digits 64→128→128→10", "digits_128_128_x_torch")}
+
+
+def compiler_rows(R: Results) -> list[dict[str, Any]]:
+    """chainrule's compiled training step against PyTorch's (float64, one thread), both measured in turn in
+    one process: ms per step and the ratio chainrule ÷ PyTorch (below 1, chainrule is faster). A row's
+    `torch_ms` is its `peer`'s: PyTorch's, except microgpt's in the per-name row."""
+    rows: list[dict[str, Any]] = []
+
+    def num(r: dict[str, Any] | None, key: str) -> float | str | None:
+        if r is None:
+            return None
+        if "error" in r or "skipped" in r:
+            return str(r.get("error") or "skipped").split(":")[0].split(" (")[0]
+        v = r.get(key)
+        return float(v) if isinstance(v, int | float) else None
+
+    def row(label: str, ours: Any, theirs: Any, goal: float | None = None, *, ratio_text: str | None = None,
+            target: str | None = None, met: bool | None = None, peer: str = "torch") -> None:
+        both = isinstance(ours, float) and isinstance(theirs, float) and theirs > 0
+        x = ours / theirs if both else None
+        if goal is not None and met is None and x is not None:
+            met = x <= goal
+        rows.append({"workload": label, "chainrule_ms": ours, "torch_ms": theirs, "peer": peer, "ratio": x,
+                     "ratio_text": ratio_text if ratio_text is not None else (f"{x:.3g}×" if x else "—"),
+                     "target": target if target is not None else (f"≤ {goal:g}×" if goal else ""),
+                     "met": met})
+
+    for workload, (label, goal) in DIGITS.items():
+        r = R.get("chainrule-compiled", workload)
+        if r is None:
+            continue
+        row(f"{label} step, full batch 1,797, tanh, ce, SGD", num(r, "step_ms"), num(r, "torch_step_ms"),
+            TARGETS[goal])
+        row(f"  {label} capture+compile (fit's step 0, one run included) [info]",
+            num(r, "capture_compile_ms"), None, ratio_text="")
+    alt = R.get("chainrule-compiled", "moons-alternating")
+    if alt is not None:
+        row("moons compiled step (micrograd's demo, batched graph)", num(alt, "compiled_step_ms"),
+            num(alt, "torch_step_ms"), TARGETS["moons_compiled_x_torch"])
+    gpt = R.get("chainrule-compiled", "gpt-batch")
+    if gpt is not None:
+        ok = "error" not in gpt and "skipped" not in gpt
+        row(f"GPT batch {GPT_BATCH}, block 16, Adam: step, median of all {gpt.get('steps', '?')}",
+            num(gpt, "step_ms"), num(gpt, "torch_step_ms"), TARGETS["gpt_batch_x_torch"])
+        row(f"  GPT: steps after the first {gpt.get('late_from', 20)} [info]", num(gpt, "step_ms_late"),
+            num(gpt, "torch_step_ms_late"), ratio_text=f"{gpt['ratio_late']:.3g}×" if ok else "—")
+        off = R.get("chainrule-compiled", "gpt-batch", gc=False)
+        if off is not None:
+            ok_off = "error" not in off and "skipped" not in off
+            row("  GPT: step, GC off [info]", num(off, "step_ms"), num(off, "torch_step_ms"),
+                ratio_text=f"{off['ratio']:.3g}×" if ok_off else "—")
+        cc = num(gpt, "capture_compile_ms")
+        shape = (f"{gpt['capture_positions']} positions, {gpt['nodes']:,} nodes → {gpt['instructions']} "
+                 "instructions" if ok else "")
+        row(f"GPT capture+compile of one batch shape ({shape})", cc, None, ratio_text="",
+            target=f"≤ {TARGETS['gpt_capture_compile_s']:g} s",
+            met=cc / 1000 <= TARGETS["gpt_capture_compile_s"] if isinstance(cc, float) else None)
+        row(f"  GPT: first step of a new padded length, median of {gpt.get('shapes', '?')} [info]",
+            num(gpt, "new_shape_step_ms"), None, ratio_text="")
+        per_name = num(gpt, "step_ms")
+        per_name = per_name / GPT_BATCH if isinstance(per_name, float) else per_name
+        mg = R.num("microgpt", "names", "step_ms")
+        faster = mg / per_name if isinstance(mg, float) and isinstance(per_name, float) else None
+        goal = TARGETS["per_name_x_microgpt"]
+        row(f"per name: GPT batch step ÷ {GPT_BATCH}; peer column: microgpt's own engine, one name"
+            + ("" if mg is not None else " (run --only names too)"), per_name, mg,
+            ratio_text=f"{faster:,.0f}× faster" if faster else "—", target=f"≥ {goal:g}× faster",
+            met=faster >= goal if faster else None, peer="microgpt")
+        rows[-1]["ratio"] = per_name / mg if faster and isinstance(mg, float) else None
+    return rows
+
+
+def _compiler_cells(r: dict[str, Any]) -> list[str]:
+    def ms(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+        return str(v or "—")
+
+    met = "" if r["met"] is None else ("met" if r["met"] else "MISSED")
+    return [r["workload"], ms(r["chainrule_ms"]), ms(r["torch_ms"]), r["ratio_text"], r["target"], met]
+
+
+COMPILER_HEAD = ["workload", "chainrule ms", "torch ms", "ratio (chainrule ÷ torch)", "target", "met"]
+
+
+def format_compiler(rows: list[dict[str, Any]]) -> str:
+    body = [_compiler_cells(r) for r in rows]
+    widths = [max(len(x[i]) for x in [COMPILER_HEAD, *body]) for i in range(len(COMPILER_HEAD))]
+    lines = ["chainrule compiled vs PyTorch float64 (1 thread), in turn in one process, GC on unless marked"]
+    for i, line in enumerate([COMPILER_HEAD, *body]):
+        lines.append("  ".join(c.ljust(w) if j in (0, 4, 5) else c.rjust(w)
+                               for j, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_compiler_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COMPILER_HEAD) + " |", "|" + "---|" * len(COMPILER_HEAD)]
+    for r in rows:
+        cells = _compiler_cells(r)
+        cells[0] = cells[0].strip()
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def compiler_agreement(R: Results) -> tuple[list[str], dict[str, Any]]:
+    """chainrule's losses against PyTorch's: the digits' first 5 steps, the GPT's step 0, to 1e-9 relative."""
+    lines, out = [], {}
+    for workload, gc in (("digits-32", True), ("digits-128-128", True), ("gpt-batch", True),
+                         ("gpt-batch", False)):
+        r = R.get("chainrule-compiled", workload, gc=gc)
+        if r is None:
+            continue
+        name = (DIGITS[workload][0] if workload in DIGITS else f"GPT batch {GPT_BATCH}") + (
+            "" if gc else " (GC off)")
+        key = workload + ("" if gc else "-gc-off")
+        if "losses" not in r:
+            lines.append(f"{name}: no losses ({r.get('error') or r.get('skipped')})")
+            continue
+        if workload in DIGITS:
+            diff, copied = r["loss_rel_diff_first5"], r["weights_copied_exactly"]
+            ok = diff <= 1e-9 and copied
+            what = "losses of the first 5 steps"
+            extra = ("; to_torch copied every weight exactly" if copied
+                     else "; to_torch did NOT copy the weights exactly")
+        else:
+            diff, copied = r["loss_rel_diff_step0"], True
+            ok = diff <= 1e-9
+            what = f"step 0 loss ({r['losses'][0]:.6f})"
+            extra = f"; over all {len(r['losses'])} steps at most {r['loss_rel_diff_max']:.1e}"
+        out[key] = {"max_rel_diff": diff, "weights_copied_exactly": copied, "ok": ok}
+        lines.append(f"{name}: {what}, chainrule compiled vs PyTorch: max relative difference {diff:.1e}  "
+                     f"{'agrees (≤ 1e-9)' if ok else 'DISAGREES (> 1e-9)'}{extra}")
+    return lines, out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer sizes and repeats (about a minute and a half; for CI or a check)")
-    ap.add_argument("--only", choices=["moons", "chain", "wide", "ops", "names"], action="append",
+    ap.add_argument("--only", choices=WORKLOADS, action="append",
                     help="run only these workloads (repeatable)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
     ap.add_argument("--no-save", action="store_true", help="do not write the JSON results")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args()
     p = plan(args.quick)
-    only = set(args.only or ["moons", "chain", "wide", "ops", "names"])
+    only = set(args.only or WORKLOADS)
 
     started = datetime.now(UTC)
     X, y, data_source = moons_data()
@@ -497,16 +649,16 @@ def main() -> int:
 
     jobs: list[dict[str, Any]] = []
     common = {"repeats": p["repeats"], "time_cap_s": p["time_cap_s"]}
+    moons = {"workload": "moons", "weights": weights, "X": X, "y": y, "steps": p["moons_steps"]}
+    # The compiled moons step and PyTorch's in turn, in one process: a ratio that a shared machine's load
+    # (which moves between jobs) cannot tilt. 100 steps: the demo's whole run. In moons and compiler.
+    alternating = {**moons, "workload": "moons-alternating", "engine": "chainrule-compiled",
+                   "steps": 20 if args.quick else 100}
     if "moons" in only:
-        moons = {"workload": "moons", "weights": weights, "X": X, "y": y,
-                 "steps": p["moons_steps"]}
         jobs += [{**moons, "engine": e} for e in MOONS_ENGINES]
         # With the GC off, for the profile story only (users run with it on).
         jobs += [{**moons, "engine": e, "gc": False} for e in ("chainrule", "micrograd")]
-        # The compiled step and PyTorch's in turn, in one process: a ratio that a shared machine's load
-        # (which moves between jobs) cannot tilt. 100 steps: the demo's whole run.
-        jobs += [{**moons, "workload": "moons-alternating", "engine": "chainrule-compiled",
-                  "steps": 20 if args.quick else 100}]
+        jobs += [alternating]
     # GC off: the engines' own work, for the Python engines (an application may turn the collector off;
     # the library never does). The largest chain, and the wide sum at its bytes-per-node size.
     if "chain" in only:
@@ -526,6 +678,14 @@ def main() -> int:
     if "names" in only:  # GC on (as users run) and off, each engine in its own process
         jobs += [{"workload": "names", "engine": e, "steps": p["names_steps"], "gc": gc}
                  for gc in (True, False) for e in NAMES_ENGINES]
+    if "compiler" in only:  # chainrule compiled and PyTorch in turn, each job in one process; GC on (as
+        # users run), and the GPT once more with it off
+        if "moons" not in only:
+            jobs += [alternating]
+        jobs += [{"workload": f"digits-{'-'.join(map(str, hidden))}", "engine": "chainrule-compiled",
+                  "hidden": hidden, "steps": p["digits_steps"]} for hidden in ([32], [128, 128])]
+        jobs += [{"workload": "gpt-batch", "engine": "chainrule-compiled", "batch": GPT_BATCH,
+                  "steps": p["gpt_steps"], "gc": gc} for gc in (True, False)]
     for job in jobs:
         # micrograd's backward recurses once per graph level. Users hit RecursionError (the chain
         # workload shows it at the default limit); for the wide sum and the ops graph we raise the
@@ -552,24 +712,29 @@ def main() -> int:
 
     R = Results(results)
     agree_lines, agree = agreement(R) if "moons" in only else ([], {})
-    rows = table_rows(R, p)
+    # The main table's workloads (`--only compiler` alone shows its moons row in its own table only).
+    rows = table_rows(R, p) if only & {"moons", "chain", "wide", "ops"} else []
     names_lines, names_agree = names_agreement(R) if "names" in only else ([], {})
     names_table = names_rows(R) if "names" in only else []
+    compiler_lines, compiler_agree = compiler_agreement(R) if "compiler" in only else ([], {})
+    compiler_table = compiler_rows(R) if "compiler" in only else []
     print()
-    for line in agree_lines + names_lines:
+    for line in agree_lines + names_lines + compiler_lines:
         print(line)
-    print()
+    tables = [format_table(rows)] if rows else []
+    tables += [format_names(names_table)] if names_table else []
+    tables += [format_compiler(compiler_table)] if compiler_table else []
+    print("\n" + "\n\n".join(tables))
     if rows:
-        print(format_table(rows))
-    if names_table:
-        print("\n" + format_names(names_table))
-    print("\n× = peer's figure ÷ chainrule's, both from this run: above 1, chainrule is faster or "
-          "smaller.\nGC on everywhere except [GC off] rows. micrograd runs wide/ops with a raised "
-          "recursion limit\n(its recursive topological sort fails past ~1000 levels at the default "
-          "limit, as the chain rows show).")
+        print("\n× = peer's figure ÷ chainrule's, both from this run: above 1, chainrule is faster or "
+              "smaller.\nGC on everywhere except [GC off] rows. micrograd runs wide/ops with a raised "
+              "recursion limit\n(its recursive topological sort fails past ~1000 levels at the default "
+              "limit, as the chain rows show).")
     meta["load_average_at_end"] = os.getloadavg()
-    if args.markdown:
+    if args.markdown and rows:
         print("\n" + format_markdown(rows))
+        if compiler_table:
+            print("\n" + format_compiler_markdown(compiler_table))
     if not args.no_save:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         name = started.strftime("%Y%m%d-%H%M") + ("-quick" if args.quick else "") + ".json"
@@ -577,11 +742,13 @@ def main() -> int:
         table = [{k: v for k, v in r.items() if k != "digits"} for r in rows]
         path.write_text(json.dumps({"meta": meta, "agreement": agree, "table": table,
                                     "names_agreement": names_agree, "names_table": names_table,
+                                    "compiler_agreement": compiler_agree, "compiler_table": compiler_table,
                                     "jobs": results}, indent=1, default=str) + "\n")
         print(f"results written to {path}")
     failed_agreement = any(not a["ok"] for a in agree.values()) or any(
         not a["ok"] for k, a in names_agree.items() if isinstance(a, dict)) or (
-        names_agree.get("microgpt_first_loss_ok") is False)
+        names_agree.get("microgpt_first_loss_ok") is False) or any(
+        not a["ok"] for a in compiler_agree.values())
     return 1 if failed_agreement else 0
 
 

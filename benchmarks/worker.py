@@ -285,6 +285,58 @@ def run_names(engine: str, job: dict[str, Any]) -> dict[str, Any]:
     return {"step_ms": wl.median(timed) / 1e6, "step_ms_all": [t / 1e6 for t in ns], "losses": losses}
 
 
+def rel_diffs(ours: list[float], theirs: list[float]) -> list[float]:
+    return [abs(a - b) / max(abs(b), 1e-300) for a, b in zip(ours, theirs, strict=False)]
+
+
+def run_digits(job: dict[str, Any]) -> dict[str, Any]:
+    """The digits MLP (64 → job['hidden'] → 10), chainrule compiled and PyTorch in turn (workloads.
+    digits_in_turn). Step 0 of each is a warm-up the medians leave out; chainrule's step 0 captures and
+    compiles the graph (and runs it once): reported as capture_compile_ms."""
+    import torch
+
+    torch.set_num_threads(1)
+    stage("train, in turn")
+    r = wl.digits_in_turn(torch, job["hidden"], job["steps"])
+    ours, theirs = r["ours_ns"], r["torch_ns"]
+    step, torch_step = wl.median(ours[1:]) / 1e6, wl.median(theirs[1:]) / 1e6
+    first = rel_diffs(r["ours_losses"][:5], r["torch_losses"][:5])
+    return {"step_ms": step, "torch_step_ms": torch_step, "ratio": step / torch_step,
+            "capture_compile_ms": ours[0] / 1e6, "torch_first_step_ms": theirs[0] / 1e6,
+            "step_ms_all": [t / 1e6 for t in ours], "torch_step_ms_all": [t / 1e6 for t in theirs],
+            "losses": r["ours_losses"], "torch_losses": r["torch_losses"],
+            "loss_rel_diff_first5": max(first), "weights_copied_exactly": r["weights_copied_exactly"],
+            "parameters": r["parameters"], "steps": job["steps"]}
+
+
+def run_gpt_batch(job: dict[str, Any]) -> dict[str, Any]:
+    """microgpt's GPT on batches of job['batch'] names, chainrule compiled and PyTorch in turn (workloads.
+    gpt_in_turn). Medians over every step (chainrule's steps of a new padded length include its capture
+    and compile) and over the steps after the first 20."""
+    import torch
+
+    torch.set_num_threads(1)
+    stage("train, in turn")
+    r = wl.gpt_in_turn(torch, job["steps"], job["batch"])
+    ours, theirs = r["ours_ns"], r["torch_ns"]
+    late = 20 if len(ours) > 20 else 1
+    step, torch_step = wl.median(ours) / 1e6, wl.median(theirs) / 1e6
+    step_late, torch_late = wl.median(ours[late:]) / 1e6, wl.median(theirs[late:]) / 1e6
+    diffs = rel_diffs(r["ours_losses"], r["torch_losses"])
+    new_shape = [t for t, new in zip(ours, r["new_shape"], strict=True) if new]
+    return {"step_ms": step, "torch_step_ms": torch_step, "ratio": step / torch_step,
+            "late_from": late, "step_ms_late": step_late, "torch_step_ms_late": torch_late,
+            "ratio_late": step_late / torch_late,
+            "capture_ms": r["capture_ns"] / 1e6, "compile_ms": r["compile_ns"] / 1e6,
+            "capture_compile_ms": r["capture_compile_ns"] / 1e6, "capture_positions": r["capture_rows"],
+            "instructions": r["instructions"], "nodes": r["nodes"],
+            "shapes": len(new_shape), "new_shape_step_ms": wl.median(new_shape) / 1e6,
+            "step_ms_all": [t / 1e6 for t in ours], "torch_step_ms_all": [t / 1e6 for t in theirs],
+            "losses": r["ours_losses"], "torch_losses": r["torch_losses"],
+            "loss_rel_diff_step0": diffs[0], "loss_rel_diff_max": max(diffs),
+            "parameters": r["parameters"], "steps": job["steps"], "batch": job["batch"]}
+
+
 def repeat(job: dict[str, Any], once: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
     """Up to job['repeats'] runs, stopping early once job['time_cap_s'] is used (at least one).
     Between runs the graph is dropped and collected off the clock so each run starts clean."""
@@ -439,6 +491,10 @@ def main() -> None:
             result.update(run_ops(leaf, job))
         elif workload == "names":
             result.update(run_names(engine, job))
+        elif workload.startswith("digits-"):
+            result.update(run_digits(job))
+        elif workload == "gpt-batch":
+            result.update(run_gpt_batch(job))
         else:
             raise ValueError(f"unknown workload {workload!r}")
     except Skip as e:

@@ -365,3 +365,191 @@ def median(xs: Sequence[float]) -> float:
     mid = len(ys) // 2
     return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
 
+
+
+# ---------------------------------------------------------------------------------------------
+# compiler: chainrule's compiled training step and PyTorch's, in turn in one process
+# ---------------------------------------------------------------------------------------------
+#
+# Each round runs one chainrule step, then one PyTorch step doing the same math on the same numbers, so
+# the load of a shared machine falls on both alike. chainrule's steps run inside its own training loop
+# (`chainrule.train.fit`, `chainrule.makemore.train`), as users run them; PyTorch's step runs from the
+# loop's `on_step` callback, off chainrule's clock.
+
+
+def digits_data() -> tuple[Any, Any]:
+    """scikit-learn's bundled digits (1,797 images of 8×8 pixels, 0..16): X/16 and the class indices."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.data / 16.0, d.target
+
+
+def digits_in_turn(torch: Any, hidden: list[int], steps: int) -> dict[str, Any]:
+    """Full-batch training on the digits, 64 → hidden → 10, tanh hidden layers, cross-entropy, SGD lr 0.5.
+    chainrule: `fit(..., mode="compiled")` on `chainrule.nn.MLP`, each step timed between `on_step`
+    calls (step 0 captures and compiles the graph: it is timed from fit's call). PyTorch: the model from
+    `chainrule.export.to_torch` (float64 nn.Linear layers holding the same weights), zero_grad, forward,
+    F.cross_entropy, backward, SGD's step."""
+    import torch.nn.functional as F
+
+    from chainrule.export import to_torch
+    from chainrule.nn import MLP
+    from chainrule.optim import SGD
+    from chainrule.train import fit
+
+    X, y = digits_data()
+    model = MLP(64, [*hidden, 10], "tanh", "linear", rng=random.Random(0))
+    theirs = to_torch(model)  # before fit: a compiled run writes the trained weights back when it returns
+    linears = [m for m in theirs if isinstance(m, torch.nn.Linear)]
+    copied = all(
+        lin.weight.tolist() == [[w.data for w in n.w] for n in layer.neurons]
+        and lin.bias.tolist() == [n.b.data for n in layer.neurons]
+        for lin, layer in zip(linears, model.layers, strict=True))
+    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.5)
+    torch_ns: list[int] = []
+    torch_losses: list[float] = []
+    ends: list[int] = []  # chainrule's step k ended (on_step called)
+    resumes: list[int] = []  # PyTorch's step k ended: chainrule's step k+1 starts
+
+    def torch_step(k: int, loss: float, accuracy: float) -> None:
+        ends.append(time.perf_counter_ns())
+        t0 = time.perf_counter_ns()
+        topt.zero_grad()
+        out = F.cross_entropy(theirs(Xt), yt)
+        out.backward()
+        topt.step()
+        t1 = time.perf_counter_ns()
+        torch_ns.append(t1 - t0)
+        torch_losses.append(out.item())
+        resumes.append(time.perf_counter_ns())
+
+    start = time.perf_counter_ns()
+    history = fit(model, X, y, loss="ce", optimizer=SGD(model.parameters(), lr=0.5), steps=steps,
+                  mode="compiled", on_step=torch_step)
+    ours_ns = [ends[0] - start] + [ends[k] - resumes[k - 1] for k in range(1, steps)]
+    return {"ours_ns": ours_ns, "torch_ns": torch_ns, "ours_losses": history.loss,
+            "torch_losses": torch_losses, "weights_copied_exactly": copied,
+            "parameters": model.num_parameters()}
+
+
+def gpt_batches(model: Any, names: list[list[int]], steps: int, batch: int,
+                seed: int) -> list[tuple[list[list[int]], list[list[int]], list[list[float]]]]:
+    """Every step's batch as chainrule.makemore.train draws it with rng=random.Random(seed): `batch` random
+    names (`rng.choice`), then `makemore._padded`'s padded token ids and per-position loss weights
+    (1/(n·B) on a name's n real positions, 0 on padding). Returns (rows, ids, weights) per step."""
+    from chainrule.makemore import _padded
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(steps):
+        rows = [rng.choice(names) for _ in range(batch)]
+        ids, weights = _padded(model, rows)
+        out.append((rows, ids, weights))
+    return out
+
+
+def torch_gpt(torch: Any, model: Any) -> tuple[list[Any], Callable[[Any, Any], Any]]:
+    """chainrule.lm's GPT written batched in PyTorch, float64, holding `model`'s weights now: the
+    parameters, and loss(ids [B, n+1], weights [B, n]) = Σ weights · cross-entropy(logits, next token).
+    Per position: token row + position row, rmsnorm (eps 1e-5, no gain), then per block x + attention(
+    rmsnorm(x)) (causal, multi-head, scaled 1/√head_dim) and x + fc2(relu(fc1(rmsnorm(x)))), then lm_head;
+    no biases (chainrule.lm.GPT's docstring)."""
+    import torch.nn.functional as F
+
+    f64 = torch.float64
+
+    def tensor(rows: list[list[Any]]) -> Any:
+        return torch.tensor([[float(p.data) for p in row] for row in rows], dtype=f64, requires_grad=True)
+
+    wte, wpe, lm_head = tensor(model.wte.weight), tensor(model.wpe.weight), tensor(model.lm_head.weight)
+    blocks = [[tensor(m.weight) for m in (b.attn.wq, b.attn.wk, b.attn.wv, b.attn.wo, b.fc1, b.fc2)]
+              for b in model.blocks]
+    params = [wte, wpe, lm_head, *(p for block in blocks for p in block)]
+    heads, dim = model.n_head, model.n_embd
+    head_dim = dim // heads
+
+    def rmsnorm(x: Any) -> Any:
+        return x * (x.pow(2).mean(-1, keepdim=True) + 1e-5).rsqrt()
+
+    def loss(ids: Any, weights: Any) -> Any:
+        B, n = weights.shape
+        x = rmsnorm(wte[ids[:, :n]] + wpe[:n])
+        for wq, wk, wv, wo, fc1, fc2 in blocks:
+            h = rmsnorm(x)
+            q, k, v = (F.linear(h, w).view(B, n, heads, head_dim).transpose(1, 2) for w in (wq, wk, wv))
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # scale 1/√head_dim
+            x = x + F.linear(att.transpose(1, 2).reshape(B, n, dim), wo)
+            x = x + F.linear(F.linear(rmsnorm(x), fc1).relu(), fc2)
+        logits = F.linear(x, lm_head)
+        nll = F.cross_entropy(logits.reshape(B * n, -1), ids[:, 1:].reshape(-1), reduction="none")
+        return (nll * weights.reshape(-1)).sum()
+
+    return params, loss
+
+
+def gpt_capture_compile(model: Any, rows: list[list[int]], vocab: int) -> dict[str, Any]:
+    """What the first batch of a new shape costs before its step runs: building the batched graph
+    (`makemore._names_graph`, the capture) and `chainrule.compile` of its loss."""
+    import chainrule
+    from chainrule.makemore import _names_graph
+
+    t0 = time.perf_counter_ns()
+    root, _ = _names_graph(model, rows, vocab)
+    t1 = time.perf_counter_ns()
+    program = chainrule.compile(root)
+    t2 = time.perf_counter_ns()
+    return {"capture_ns": t1 - t0, "compile_ns": t2 - t1, "instructions": len(program),
+            "nodes": program.plan.nodes}
+
+
+def gpt_in_turn(torch: Any, steps: int, batch: int, seed: int = 0) -> dict[str, Any]:
+    """microgpt's GPT (makemore.microgpt(): its weights and shuffled names) trained on batches of `batch`
+    names, block 16, compiled (`makemore.train(..., mode="compiled")`), Adam(0.01 decaying linearly to 0,
+    β 0.85/0.99, eps 1e-8); PyTorch's batched GPT (`torch_gpt`) with torch.optim.Adam at the same settings
+    on the same batches (`gpt_batches`), its step from train's `on_step`. chainrule's step times are
+    train's own (`history.seconds`); a step whose padded length is new includes that shape's capture and
+    compile. Also the capture and compile of the first batch's shape, timed alone (median of 3)."""
+    from chainrule import makemore
+
+    model, tok, words, _, _ = makemore.microgpt(steps)
+    settings = makemore.Settings(steps, batch, "compiled", "adam", 0.01, (0.85, 0.99))
+    opt = makemore.new_optimizer(model, settings)
+    schedule = opt.lr
+    assert callable(schedule)  # new_optimizer's rate decays: a schedule
+    batches = gpt_batches(model, [tok.encode(w) for w in words], steps, batch, seed)
+    params, torch_loss = torch_gpt(torch, model)  # before train: it writes the trained weights back
+    topt = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=1e-8)
+    captures = [gpt_capture_compile(model, batches[0][0], tok.vocab_size) for _ in range(3)]
+    torch_ns: list[int] = []
+    torch_losses: list[float] = []
+
+    def torch_step(k: int, loss: float, seconds: float) -> None:
+        t0 = time.perf_counter_ns()
+        _, ids, weights = batches[k]
+        ids_t = torch.tensor(ids)
+        weights_t = torch.tensor(weights, dtype=torch.float64).T  # [B, n]
+        for group in topt.param_groups:
+            group["lr"] = schedule(k)  # chainrule's rate at step k
+        topt.zero_grad()
+        out = torch_loss(ids_t, weights_t)
+        out.backward()
+        topt.step()
+        torch_ns.append(time.perf_counter_ns() - t0)
+        torch_losses.append(out.item())
+
+    history = makemore.train(model, words, tok, steps=steps, batch=batch, mode="compiled", optimizer=opt,
+                             rng=random.Random(seed), on_step=torch_step)
+    seen: set[int] = set()
+    new_shape = []
+    for _, ids, _ in batches:
+        new_shape.append(len(ids[0]) not in seen)
+        seen.add(len(ids[0]))
+    return {"ours_ns": [s * 1e9 for s in history.seconds], "torch_ns": torch_ns,
+            "ours_losses": history.loss, "torch_losses": torch_losses, "new_shape": new_shape,
+            "capture_ns": median([c["capture_ns"] for c in captures]),
+            "compile_ns": median([c["compile_ns"] for c in captures]),
+            "capture_compile_ns": median([c["capture_ns"] + c["compile_ns"] for c in captures]),
+            "instructions": captures[0]["instructions"], "nodes": captures[0]["nodes"],
+            "capture_rows": len(batches[0][1][0]) - 1, "parameters": model.num_parameters()}
