@@ -756,8 +756,10 @@ def test_create_graph_leaves_unreached_leaves_at_zero_and_accumulates_like_backw
     assert float(x.grad) == 4.0
     assert isinstance(unused.grad, Value) and unused.grad.data == 0.0  # reached, through * 0.0
     z = Value(1.0)
+    beside = x * z  # z shares x but is not behind the output below: backward never reaches it
     (x * 3.0).backward(create_graph=True)  # accumulates onto x's Value grad, as backward does
-    assert float(x.grad) == 7.0 and z.grad == 0.0
+    assert float(x.grad) == 7.0
+    assert type(z.grad) is float and z.grad == 0.0 and type(beside.grad) is float and beside.grad == 0.0
 
 
 def test_create_graph_on_a_batch_is_refused_clearly() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import demo_mlp
 
@@ -74,7 +76,9 @@ def test_the_stepper_replays_a_batched_mlp_loss_to_the_engines_grads() -> None:
     for v in run.order:
         np.testing.assert_array_equal(run.grads[id(v)], v.grad)  # bit for bit: it is the same loop
     assert all(type(p.grad) is float for p in model.parameters())
-    assert all(str(s) for s in run.steps)  # arrays and batch sums print without crashing
+    for i, s in enumerate(run.steps):  # arrays and batch sums print as the step they are
+        shape = rf" *{i + 1}\. .* \({re.escape(s.node.op)}\) → .*: grad\(.*\) \+= .* × .* = .* → "
+        assert re.match(shape, str(s)), str(s)
     assert any("]" in str(s) for s in run.steps)
 
 
