@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 import random
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,11 @@ from chainrule.viz.notebook import inline_page
 
 BUNDLE = 'data-chainrule-viz="1"'  # the notebook's copy of Graphviz, sent with a kernel's first picture
 VIZ_JS = "Viz.js 3.31.0"  # the bundle's first line
+
+
+def copies(shown: str) -> int:
+    """How many copies of Graphviz an output holds: as the notebook's base64 text, or as a script."""
+    return shown.count(BUNDLE) + shown.count(VIZ_JS)
 
 
 @pytest.fixture(autouse=True)
@@ -58,10 +65,12 @@ def test_the_bundle_goes_to_the_notebook_with_the_first_picture_only(hide_dot: P
     L, _ = FIRST_GRAPH.build()
     first, second, third = draw_dot(L)._repr_mimebundle_()["text/html"], explore(L)._repr_html_(), \
         draw_dot(L)._repr_mimebundle_()["text/html"]
-    assert first.startswith(f"<script type=\"text/plain\" {BUNDLE}>") and first.count(VIZ_JS) == 1
-    assert VIZ_JS not in srcdoc(first)  # in the notebook's DOM, outside the frame
+    m = re.match(f'<script type="text/plain" {BUNDLE}>([A-Za-z0-9+/=]+)</script>', first)
+    assert m is not None and copies(first) == 1  # in the notebook's DOM, outside the frame
+    viz = base64.b64decode(m.group(1)).decode("utf-8")
+    assert viz.startswith(f"/*!\n{VIZ_JS}") and notebook._script_safe(viz) == notebook._viz()
     for later in (second, third):
-        assert BUNDLE not in later and VIZ_JS not in later and len(later) < 60_000
+        assert copies(later) == 0 and len(later) < 60_000
         assert notebook._ANSWER in later  # each output can hand the bundle on, once it is on the page
     assert explore(L).page.count(VIZ_JS) == 1  # what .save() writes still carries its own
 
@@ -117,7 +126,7 @@ def test_draw_dot_shows_the_bundled_graphviz_without_dot(hide_dot: Path) -> None
     bundle = graph._repr_mimebundle_()  # what Jupyter calls; graphviz itself raises ExecutableNotFound
     assert set(bundle) == {"text/html"}
     shown = bundle["text/html"]
-    assert '<iframe sandbox="allow-scripts"' in shown and shown.count(VIZ_JS) == 1
+    assert '<iframe sandbox="allow-scripts"' in shown and copies(shown) == 1
     page = srcdoc(shown)
     assert "Viz.instance" in page and not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
     # the very DOT text graphviz would have drawn, as JSON, with '<' escaped so no tag can form
@@ -235,7 +244,7 @@ def test_every_picture_of_a_notebook_page_draws_with_one_bundle(browser: Any, tm
     o.backward()
     outputs = [draw_dot(L)._repr_mimebundle_()["text/html"], explore(o, height=400)._repr_html_(),
                draw_dot(o)._repr_mimebundle_()["text/html"], explore(L, height=400)._repr_html_()]
-    assert sum(out.count(VIZ_JS) for out in outputs) == 1
+    assert sum(copies(out) for out in outputs) == 1
     page = open_notebook(browser, outputs, tmp_path)
     page.wait_for_function("() => [...document.querySelectorAll('iframe')].length === 4")
     for f in [f for f in page.frames if f.parent_frame is not None]:
@@ -281,22 +290,38 @@ def test_outputs_each_in_a_frame_of_their_own_find_the_bundle(browser: Any, tmp_
 LECTURE = Path(__file__).parent.parent / "examples" / "01_first_lecture.ipynb"
 
 
-@pytest.mark.parametrize("graphviz", ["dot", "no dot"])
-def test_first_lecture_notebook_draws_every_graph_inline(graphviz: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
+    """The first lecture executed in a kernel, with Graphviz's `dot` or without: once per module each."""
     import nbformat
     from nbclient import NotebookClient
 
-    env = dict(os.environ)
-    if graphviz == "no dot":
-        (tmp_path / "empty-bin").mkdir()
-        env["PATH"] = str(tmp_path / "empty-bin")  # the kernel starts from sys.executable, not PATH
-    else:
+    done: dict[str, Any] = {}
+
+    def run(graphviz: str) -> Any:
+        if graphviz not in done:
+            folder = tmp_path_factory.mktemp("lecture")
+            env = dict(os.environ)
+            if graphviz == "no dot":
+                (folder / "empty-bin").mkdir()
+                env["PATH"] = str(folder / "empty-bin")  # the kernel starts from sys.executable, not PATH
+            nb = nbformat.read(LECTURE, as_version=4)
+            # Each cell's assertions (slopes, hand-made grads equal backward's) run in the kernel; an error
+            # in any cell fails here with its traceback.
+            NotebookClient(nb, timeout=300, kernel_name="python3",
+                           resources={"metadata": {"path": str(folder)}}).execute(env=env)
+            done[graphviz] = nb
+        return done[graphviz]
+
+    return run
+
+
+@pytest.mark.parametrize("graphviz", ["dot", "no dot"])
+def test_first_lecture_notebook_draws_every_graph_inline(graphviz: str,
+                                                        lecture: Callable[[str], Any]) -> None:
+    if graphviz == "dot":
         need_dot()
-    nb = nbformat.read(LECTURE, as_version=4)
-    # Each cell's assertions (slopes, hand-made grads equal backward's) run in the kernel; an error
-    # in any cell fails here with its traceback.
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+    nb = lecture(graphviz)
     cells = [c for c in nb.cells if c.cell_type == "code"]
     assert not [o for c in cells for o in c.outputs if o.output_type == "error"]
 
@@ -311,8 +336,27 @@ def test_first_lecture_notebook_draws_every_graph_inline(graphviz: str, tmp_path
         if graphviz == "dot":
             assert "<svg" in bundle["image/svg+xml"], fragment
         else:
-            assert bundle["text/html"].startswith("<iframe") and "Viz.instance" in bundle["text/html"]
+            assert "<iframe" in bundle["text/html"] and "Viz.instance" in srcdoc(bundle["text/html"])
     assert "grad 6.0000" in str(shown("b.grad = a.data * e.grad"))  # the grads set by hand, drawn
     page = srcdoc(shown("explore(o")["text/html"])
     assert len(page_data(page)["values"]) == 10  # type: ignore[arg-type]
     assert any("image/png" in o.get("data", {}) for c in cells for o in c.outputs)  # f's plot
+
+
+def test_the_lecture_run_without_dot_holds_graphviz_once_and_draws_every_graph(
+        lecture: Callable[[str], Any], browser: Any, tmp_path: Path) -> None:
+    import nbformat
+
+    nb = lecture("no dot")
+    shown = [o.data["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if "text/html" in o.get("data", {})]
+    pictures = sum("<iframe" in out for out in shown)
+    assert pictures >= 4  # draw_dot three times and the explorer
+    assert sum(copies(out) for out in shown) == 1  # the bundle once for the whole notebook
+    assert len(nbformat.writes(nb)) < 2_500_000  # it was 3 MB per picture
+    # The saved outputs in one page, as the notebook's HTML export (or the notebook reopened) shows them.
+    page = open_notebook(browser, shown, tmp_path)
+    drawn(page, pictures)
+    assert frames_ready(page) == ["1"] * pictures
+    assert not page.errors and not page.requests, (page.errors, page.requests)
+    page.close()

@@ -15,7 +15,7 @@ Graphviz compiled to WebAssembly (vendor/viz-global.js) is 1.3 MB, so it goes to
 not with every picture (a 12-cell lecture was 22 MB):
 
 - The first output this process (the kernel) shows carries the bundle in the notebook's DOM, as
-  `<script type="text/plain" data-chainrule-viz>` (inert text, nothing runs). Every output carries a
+  `<script type="text/plain" data-chainrule-viz>` (inert base64 text, nothing runs). Every output carries a
   small script that, once per page, listens for frames asking for it (and keeps a copy on `window`,
   so clearing that first output later in the session loses nothing).
 - A frame's page has, where its own copy would be, a stand-in `Viz` and a loader: it asks by
@@ -32,6 +32,7 @@ What `Explorer.save` and `to_html(path)` write stays one self-contained page, it
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Collection, Iterable, Sequence
@@ -55,6 +56,13 @@ def frame(page: str, height: int, title: str) -> str:
 def _viz() -> str:
     """Graphviz compiled to WebAssembly, safe inside a <script> element."""
     return _script_safe(_asset("vendor/viz-global.js"))
+
+
+@cache
+def _viz_base64() -> str:
+    """The same bundle as base64 of its UTF-8: it holds the WebAssembly as raw bytes in a string, which a
+    notebook's JSON would store 6 characters each (2.9 MB); base64 is 1.8 MB and needs no escaping."""
+    return base64.b64encode(_asset("vendor/viz-global.js").encode("utf-8")).decode("ascii")
 
 
 # Inside a frame, in place of the bundle: a stand-in `Viz` whose instance() waits for the notebook's copy.
@@ -95,20 +103,21 @@ _LOADER = """(() => {
   };
   window.addEventListener("message", (e) => {
     if (got || !e.data || typeof e.data.chainruleViz !== "string") return;
+    const bytes = Uint8Array.from(atob(e.data.chainruleViz), (c) => c.charCodeAt(0));
     got = true;
     if (waiting !== null) {
       document.getElementById("graph").innerHTML = waiting;
       delete document.body.dataset.ready;
     }
     const script = document.createElement("script");
-    script.textContent = e.data.chainruleViz;
+    script.textContent = new TextDecoder().decode(bytes);
     document.head.appendChild(script);  // runs now, and defines the real Viz in place of the stand-in
     resolve(window.Viz);
   });
   ask();
 })();"""
 
-# In the notebook, with the first output of a kernel: the bundle, as inert text.
+# In the notebook, with the first output of a kernel: the bundle, as inert text (base64).
 _BUNDLE = '<script type="text/plain" data-chainrule-viz="1">{VIZ}</script>'
 
 # In the notebook, with every output: once per page, hand the bundle to whichever frame asks for it.
@@ -141,7 +150,7 @@ def _host() -> str:
     """What goes into the notebook next to a frame: the bundle the first time, and the answering script."""
     first = not _Kernel.bundle_shown
     _Kernel.bundle_shown = True
-    return (_BUNDLE.replace("{VIZ}", _viz()) if first else "") + _ANSWER
+    return (_BUNDLE.replace("{VIZ}", _viz_base64()) if first else "") + _ANSWER
 
 
 def inline_page(page: str) -> str:
