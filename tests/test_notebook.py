@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,7 +34,8 @@ def copies(shown: str) -> int:
 @pytest.fixture(autouse=True)
 def new_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a fresh kernel: its first picture carries the bundle."""
-    monkeypatch.setattr(notebook._Kernel, "bundle_shown", False)
+    for name, start in (("bundle_shown", False), ("bundle_cell", None), ("bundle_request", None)):
+        monkeypatch.setattr(notebook._Kernel, name, start)
 
 
 def srcdoc(frame: str) -> str:
@@ -73,6 +75,28 @@ def test_the_bundle_goes_to_the_notebook_with_the_first_picture_only(hide_dot: P
         assert copies(later) == 0 and len(later) < 60_000
         assert notebook._ANSWER in later  # each output can hand the bundle on, once it is on the page
     assert explore(L).page.count(VIZ_JS) == 1  # what .save() writes still carries its own
+
+
+def test_the_bundle_goes_out_again_when_the_cell_that_held_it_is_run_again_or_deleted(
+        monkeypatch: pytest.MonkeyPatch, hide_dot: Path) -> None:
+    import IPython
+
+    L, _ = FIRST_GRAPH.build()
+    run: dict[str, Any] = {}
+    kernel = SimpleNamespace(get_parent=lambda: run)  # ipykernel's parent message, as JupyterLab sends it
+    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(kernel=kernel))
+
+    def show(cell: str, request: str, deleted: tuple[str, ...] = ()) -> int:
+        run.clear()
+        run.update(header={"msg_id": request}, metadata={"cellId": cell, "deletedCells": list(deleted)})
+        return copies(draw_dot(L)._repr_mimebundle_()["text/html"])
+
+    assert [show("a", "1"), show("a", "1"), show("b", "2")] == [1, 0, 0]  # twice in one run of a: once
+    assert show("a", "3") == 1  # a run again: its new output replaces the one that held the bundle
+    assert [show("b", "4"), show("c", "5", deleted=("x",))] == [0, 0]
+    assert show("c", "6", deleted=("a",)) == 1  # the cell holding it was deleted
+    run.clear()  # a front end that names no cells (nbclient, the classic notebook): once per kernel
+    assert [copies(draw_dot(L)._repr_mimebundle_()["text/html"]) for _ in range(2)] == [0, 0]
 
 
 def test_a_page_not_made_by_to_html_is_shown_as_it_is() -> None:

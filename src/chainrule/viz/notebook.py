@@ -15,17 +15,19 @@ Graphviz compiled to WebAssembly (vendor/viz-global.js) is 1.3 MB, so it goes to
 not with every picture (a 12-cell lecture was 22 MB):
 
 - The first output this process (the kernel) shows carries the bundle in the notebook's DOM, as
-  `<script type="text/plain" data-chainrule-viz>` (inert base64 text, nothing runs). Every output carries a
-  small script that, once per page, listens for frames asking for it (and keeps a copy on `window`,
-  so clearing that first output later in the session loses nothing).
+  `<script type="text/plain" data-chainrule-viz>` (inert base64 text, nothing runs). Every output
+  carries a small script that, once per page, listens for frames asking for it (and keeps a copy on
+  `window`, so clearing that first output later in the session loses nothing).
 - A frame's page has, where its own copy would be, a stand-in `Viz` and a loader: it asks by
   `postMessage` (the only thing a sandboxed srcdoc frame can do with its parent) and runs the text it
   gets back as a script inside the frame. It asks its parent, and also the top window and the frames
   below it, so that a front end putting each output in its own frame still finds the copy.
-- A page reopened later renders from its saved outputs as long as one of them holds the bundle. If
-  none does (that cell was cleared before saving, or the notebook is untrusted so no output runs
-  scripts), the frame says so and keeps asking: running any cell that draws, in a new kernel, puts the
-  bundle back on the page and every waiting picture draws.
+- A page reopened later renders from its saved outputs as long as one of them holds the bundle. Where
+  the front end names its cells (JupyterLab does), running again or deleting the cell that held it
+  sends it again with the next picture, as that output is about to go. If no output holds it (its
+  cell was cleared before saving, or the notebook is untrusted so no output runs scripts), the frame
+  says so and keeps asking: running any cell that draws, in a new kernel, puts the bundle back on the
+  page and every waiting picture draws.
 
 What `Explorer.save` and `to_html(path)` write stays one self-contained page, its Graphviz inline.
 """
@@ -38,6 +40,7 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from chainrule.engine import Value
 from chainrule.viz.dot import MAX_NODES, Group
@@ -144,13 +147,35 @@ class _Kernel:
     """What this process has shown so far: the bundle goes out once, with its first picture."""
 
     bundle_shown = False
+    bundle_cell: str | None = None  # the notebook cell whose output holds it, when the front end says
+    bundle_request: str | None = None  # the run of that cell
+
+
+def _request() -> tuple[str | None, str | None, list[str]]:
+    """(cell id, request id, ids of cells deleted since) of the cell being run, as JupyterLab sends them
+    in an execute request; (None, None, []) outside a kernel or from a front end that does not."""
+    try:
+        from IPython import get_ipython
+
+        parent: dict[str, Any] = get_ipython().kernel.get_parent()
+        meta, header = parent.get("metadata") or {}, parent.get("header") or {}
+        return meta.get("cellId"), header.get("msg_id"), list(meta.get("deletedCells") or [])
+    except Exception:  # no IPython, no kernel, an older ipykernel: one bundle per process
+        return None, None, []
 
 
 def _host() -> str:
-    """What goes into the notebook next to a frame: the bundle the first time, and the answering script."""
-    first = not _Kernel.bundle_shown
-    _Kernel.bundle_shown = True
-    return (_BUNDLE.replace("{VIZ}", _viz_base64()) if first else "") + _ANSWER
+    """What goes into the notebook next to a frame: the bundle the first time, and the answering script.
+
+    The bundle goes out again when the cell that held it is run again or deleted (its output, and the
+    bundle with it, is about to leave the saved notebook) where the front end names its cells."""
+    cell, request, deleted = _request()
+    again = _Kernel.bundle_cell is not None and (
+        _Kernel.bundle_cell in deleted or (cell == _Kernel.bundle_cell and request != _Kernel.bundle_request))
+    send = not _Kernel.bundle_shown or again
+    if send:
+        _Kernel.bundle_shown, _Kernel.bundle_cell, _Kernel.bundle_request = True, cell, request
+    return (_BUNDLE.replace("{VIZ}", _viz_base64()) if send else "") + _ANSWER
 
 
 def inline_page(page: str) -> str:
