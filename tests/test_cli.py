@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_dot, png_size
+from conftest import need_dot, page_data, png_size
 
 from chainrule import cli, train
 from chainrule.serialize import load
@@ -940,3 +940,48 @@ def test_names_health_writes_health_png_and_prints_its_path(capsys: pytest.Captu
     assert code == 0, err
     assert out.splitlines()[-1] == f"wrote {tmp_path / 'health.png'}"
     _assert_real_image(tmp_path / "health.png", HEALTH_SIZE)
+
+
+# ----- graph --exercise: the explorer page that asks for each grad -------------------------------------
+def test_exercise_flag_writes_the_exercise_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ex.html"
+    argv = ["graph", "(a*b + c)*f", "--at", "a=2,b=-3,c=10,f=-2", "--out", str(out), "--exercise"]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}"
+    exercise = page_data(out.read_text(encoding="utf-8"))["exercise"]
+    assert isinstance(exercise, dict)
+    assert sorted(a["text"] for a in exercise["ask"]) == sorted(["6.0000", "-4.0000", "-2.0000", "-2.0000",
+                                                                  "-2.0000", "4.0000"])
+
+
+@pytest.mark.parametrize("out", [None, "g.svg", "g.png"])
+def test_exercise_without_an_html_out_is_a_usage_error(out: str | None, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["graph", "a*b", "--at", "a=1,b=2", "--exercise"]
+    args += [] if out is None else ["--out", str(tmp_path / out)]
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("chainrule graph: error: --exercise needs --out PAGE.html (the exercise is the "
+                            "HTML explorer)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_forward_with_an_html_out_writes_the_forward_page(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fwd.html"
+    assert cli.main(["graph", *NEURON, "--forward", "x1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "forward mode for d/dx1" in printed and printed.splitlines()[-1] == f"wrote {out}"
+    forward = page_data(out.read_text(encoding="utf-8"))["forward"]
+    assert isinstance(forward, dict) and forward["counts"] == {"per_pass": 9, "forward": 45, "reverse": 9}
+    assert cli.main(["graph", *NEURON, "--out", str(out)]) == 0
+    assert page_data(out.read_text(encoding="utf-8"))["forward"] is None
+
+
+def test_exercise_and_forward_together_is_a_usage_error(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "g.html")
+    assert cli.main(["graph", "a*b", "--at", "a=1,b=2", "--forward", "a", "--exercise", "--out", out]) == 2
+    assert capsys.readouterr().err == ("chainrule graph: error: --exercise and --forward are two pages: "
+                                       "choose one\n")

@@ -213,22 +213,6 @@ def test_seeds_neuron_program_and_gradients() -> None:
     assert len(prog) == 4
 
 
-def test_print_shows_fused_layers_with_shapes() -> None:
-    X, y = make_moons(n_samples=100, noise=0.1, random_state=0)
-    model = MLP(2, [16, 16, 1], activation="relu", output_activation="linear", bias_init="zero",
-                rng=random.Random(0))
-    scores = model([Value(X[:, 0]), Value(X[:, 1])])
-    loss = losses.hinge(scores, 2 * y - 1) + losses.l2(model.parameters(), 1e-4)
-    text = str(chainrule.compile(loss))
-    # Each layer is one product; a relu reads the whole earlier result, in the order it was written.
-    layer1 = re.search(r"(%\d+) = linear b\[16\], w\[16×2\] @ \(input, input\)\[2×100\] -> \[16×100\]", text)
-    assert layer1, text
-    relu1 = re.search(rf"(%\d+) = relu {layer1[1]} -> \[16×100\]", text)
-    assert relu1, text
-    assert re.search(rf"%\d+ = linear b\[16\], w\[16×16\] @ {relu1[1]} -> \[16×100\]", text), text
-    assert re.search(r"%\d+ = linear 0.0, inputs\[1×337\] @ inputs\[337\] -> number", text)  # l2: Σ p·p
-
-
 # ----- the passes, separately ------------------------------------------------------------------------
 
 

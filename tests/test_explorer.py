@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS
+from conftest import CHROMIUM, CHROMIUM_ARGS, page_data
 from conftest import browser_unavailable as _unavailable
 
 from chainrule import RULES, Value
 from chainrule.engine import topological_order
 from chainrule.nn import MLP
-from chainrule.seeds import NEURON
+from chainrule.seeds import FIRST_GRAPH, NEURON
 from chainrule.viz import backward_steps, to_html, trace_model
 from chainrule.viz.dot import layout
 from chainrule.viz.steps import fmt
@@ -416,3 +416,248 @@ def test_mlp_layer_to_layer_edges_are_one_bundle_until_clicked(browser: Any, tmp
     page.click("#step")
     assert not page.errors
     del loss, trace
+
+
+# ----- exercise mode: the learner finds each grad, backward from the output ---------------------------
+
+def test_exercise_hides_grads_checks_answers_and_scores(browser: Any, tmp_path: Path) -> None:
+    L, named = FIRST_GRAPH.build()
+    L.backward()
+    html = tmp_path / "exercise.html"
+    to_html(L, html, title="L = (a*b + c)*f", exercise=True)
+    order = topological_order(L)
+    box = {v.label: f"v{i}" for i, v in enumerate(order)}
+    page = open_page(browser, html, 1280, 800)
+
+    # Nothing shows a grad but the seed: no box reads f's 4.0000, and the replay controls are gone.
+    shown = page.evaluate(DISPLAYED)
+    assert shown == {**{b: "grad ?" for b in box.values()}, box["L"]: "grad 1.0000"}
+    assert "grad 4.0000" not in page.inner_text("#graph")  # (d's data is 4.0000 too)
+    assert not page.locator("#step").is_visible() and not page.locator("#play").is_visible()
+    card = page.inner_text("#explain")
+    assert "grad(L) = 1" in card and "the seed" in card
+    assert page.inner_text("#ex-q").strip() == "grad(f) ="  # backward's order: f's grad is final first
+    assert page.inner_text("#counter") == "question 1 of 6"
+    page.keyboard.press("ArrowRight")  # the stepper's keys do nothing here
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad ?"
+    page.click(f"#graph g#{box['f']}")
+    assert "?" in page.inner_text("#panel") and "4.0000" not in page.inner_text("#panel")  # f's data is -2
+    shot(page, "exercise-1280-start")
+
+    # Not a number: said so, not counted. A wrong number: said so, the grad stays hidden.
+    page.fill("#ex-answer", "four")
+    page.press("#ex-answer", "Enter")
+    assert "Type a number" in page.inner_text("#ex-feedback")
+    page.fill("#ex-answer", "-4")
+    page.press("#ex-answer", "Enter")
+    assert "Wrong" in page.inner_text("#ex-feedback")
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad ?"
+    assert page.inner_text("#ex-q").strip() == "grad(f) ="
+    # "Show how": the chain-rule terms (upstream × local for each use), the sum left to the learner.
+    page.click("#ex-how")
+    how = page.inner_text("#ex-how-box").replace("\n", " ")
+    assert "dL/dL · ∂L/∂f" in how and "= 1.0000 × 4.0000 = ?" in how
+    assert page.locator("#graph g.edge.flow").count() == 1
+    shot(page, "exercise-1280-show-how")
+    page.fill("#ex-answer", "4")
+    page.press("#ex-answer", "Enter")
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad 4.0000"
+    assert "Right" in page.inner_text("#ex-feedback")
+    assert page.inner_text("#ex-q").strip() == "grad(d) ="
+    assert "0 of 1 right first try" in page.inner_text("#ex-score")
+
+    # The rest, in backward's order: d, c, e first try (typed as "-2.0", "-2", "-2.00001"); a revealed;
+    # b first try with the Check button.
+    for label, typed in (("d", "-2.0"), ("c", "-2"), ("e", "-2.00001")):
+        assert page.inner_text("#ex-q").strip() == f"grad({label}) ="
+        page.fill("#ex-answer", typed)
+        page.press("#ex-answer", "Enter")
+        assert page.evaluate(DISPLAYED)[box[label]] == "grad -2.0000", label
+    assert page.inner_text("#ex-q").strip() == "grad(a) ="
+    page.click("#ex-reveal")
+    assert "Revealed: grad(a) = 6.0000" in page.inner_text("#ex-feedback")
+    assert page.evaluate(DISPLAYED)[box["a"]] == "grad 6.0000"
+    page.fill("#ex-answer", "-4e0")
+    page.click("#ex-check")
+    assert page.evaluate(DISPLAYED) == {box[v.label]: f"grad {fmt(v.grad)}" for v in order}
+    assert page.inner_text("#ex-score") == "Score: 4 of 6 right first try · 1 revealed"
+    assert "Done." in page.inner_text("#explain")
+    assert page.inner_text("#counter") == "exercise done"
+    assert not page.locator("#ex-form").is_visible()
+    page.click(f"#graph g#{box['a']}")  # now the panel shows a's chain rule in full
+    assert "= -2.0000 × -3.0000" in page.inner_text("#panel").replace("\n", " ")
+    shot(page, "exercise-1280-done")
+    page.click("#ex-again")
+    assert page.evaluate(DISPLAYED)[box["f"]] == "grad ?"
+    assert named["f"].grad == 4.0  # the page never touches the graph
+    assert not page.errors
+
+
+def test_exercise_on_a_model_skips_collapsed_neurons(browser: Any, tmp_path: Path) -> None:
+    model = MLP(2, [2, 1], rng=random.Random(0))
+    trace = trace_model(model, [1.0, -2.0])
+    out = trace.output
+    assert isinstance(out, Value)
+    html = tmp_path / "model-exercise.html"
+    to_html(out, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons, exercise=True)
+    page = open_page(browser, html, 960, 640)
+    data = page.evaluate("JSON.parse(document.getElementById('graph-data').textContent).exercise")
+    assert len(data["ask"]) == 2  # the two inputs; the three neurons are given as backward reaches them
+    shown = page.evaluate(DISPLAYED)
+    # The neurons' grads are all final before the first input's: given from the start, the inputs asked.
+    inputs = [f"v{a['i']}" for a in data["ask"]]
+    assert sorted(shown) == sorted(["g0", "g1", "g2", *inputs])
+    assert {shown[i] for i in inputs} == {"grad ?"} and "?" not in shown["g0"] + shown["g1"] + shown["g2"]
+    shot(page, "exercise-model-960x640")
+    for a in data["ask"]:
+        page.fill("#ex-answer", a["text"])
+        page.press("#ex-answer", "Enter")
+    assert "Score: 2 of 2 right first try" in page.inner_text("#ex-score")
+    assert "?" not in "".join(page.evaluate(DISPLAYED).values())
+    assert not page.errors
+
+
+# ----- a graph backward() never ran on ---------------------------------------------------------------
+
+def test_before_backward_the_page_says_so_and_replays_what_backward_would_give(browser: Any,
+                                                                               tmp_path: Path) -> None:
+    L, named = FIRST_GRAPH.build()  # no L.backward(): every .grad is 0
+    html = tmp_path / "no-backward.html"
+    to_html(L, html, title="L = (a*b + c)*f, before backward()")
+    order = topological_order(L)
+    page = open_page(browser, html)
+    assert set(page.evaluate(DISPLAYED).values()) == {"grad 0.0000"}  # what the Values hold
+    opening = page.inner_text("#explain")
+    assert "backward() has not been called" in opening and "grad 0" in opening
+    assert "Every grad shown is now" not in opening
+    shot(page, "no-backward-start")
+    steps = list(backward_steps(L))
+    for _ in range(len(steps) + 1):
+        page.click("#step")
+    assert page.locator("#step").is_disabled()
+    L.backward()  # the grads the replay showed are the ones backward() then gives
+    assert page.evaluate(DISPLAYED) == {f"v{i}": f"grad {fmt(v.grad)}" for i, v in enumerate(order)}
+    done = page.inner_text("#explain")
+    assert ("Done. These are the grads backward() would give; the Values themselves still hold 0 until you "
+            "call L.backward().") in done
+    page.click("#graph g#v0")  # a: its panel says both
+    panel = page.inner_text("#panel").replace("\n", " ")
+    row = "#panel tr:has(th:text-is('{}')) td"
+    assert page.inner_text(row.format(".grad (no backward yet)")) == "0.0000"
+    assert page.inner_text(row.format("backward() would give")) == "6.0000"
+    assert "= -2.0000 × -3.0000 = 6.0000" in panel
+    shot(page, "no-backward-done")
+    assert named["a"].grad == 6.0 and not page.errors
+
+
+def test_a_traced_model_before_backward(browser: Any, tmp_path: Path) -> None:
+    from chainrule.viz import explore
+
+    model = MLP(2, [2, 1], rng=random.Random(0))
+    html = tmp_path / "model.html"
+    explore(trace_model(model, [1.0, -2.0])).save(html)  # as the README shows: no backward
+    page = open_page(browser, html)
+    assert set(page.evaluate(DISPLAYED).values()) == {"grad 0.0000"}
+    assert "backward() has not been called" in page.inner_text("#explain")
+    page.click("#play")
+    page.wait_for_function("document.getElementById('step').disabled", timeout=30_000)
+    assert "the Values themselves still hold 0 until you call backward()" in page.inner_text("#explain")
+    assert page.evaluate(DISPLAYED)["g2"] == "grad 1.0000"  # the output neuron's replayed grad
+    assert all(p.grad == 0 for p in model.parameters())
+
+
+# ----- the first view in a notebook's frame ------------------------------------------------------------
+
+# JS: the boxes not wholly inside the graph pane's visible area (its scrolled window, not the page).
+OUT_OF_VIEW = """() => {
+  const g = document.getElementById('graph'), b = g.getBoundingClientRect();
+  const [left, top] = [b.left + g.clientLeft, b.top + g.clientTop];
+  const [right, bottom] = [left + g.clientWidth, top + g.clientHeight];
+  const side = document.getElementById('side').getBoundingClientRect().left;
+  return [...document.querySelectorAll('#graph g.node')].filter((n) => {
+    const r = n.getBoundingClientRect();
+    return r.left < left || r.top < top || r.right > Math.min(right, side) || r.bottom > bottom;
+  }).map((n) => n.id);
+}"""
+
+
+@pytest.mark.parametrize("graph", ["neuron", "mlp"])
+@pytest.mark.parametrize("exercise", [False, True], ids=["explorer", "exercise"])
+def test_first_view_in_a_notebook_frame_shows_the_output(browser: Any, tmp_path: Path, graph: str,
+                                                         exercise: bool) -> None:
+    html = tmp_path / f"{graph}.html"
+    if graph == "neuron":
+        root, params = seeds_neuron()
+        root.backward()
+        to_html(root, html, params=params, exercise=exercise)
+    else:
+        root, trace = demo_mlp()
+        to_html(root, html, params=trace.params, inputs=trace.inputs, groups=trace.neurons, exercise=exercise)
+    page = open_page(browser, html, 960, 640)  # explore()'s frame: 640 high, a notebook's width
+    hidden = page.evaluate(OUT_OF_VIEW)
+    data = page_data(html.read_text(encoding="utf-8"))
+    root_box = data["values"][data["root"]]["el"]  # type: ignore[index]
+    assert root_box not in hidden  # backward starts at the output: it shows, whole
+    zoom = page.evaluate("(() => { const s = document.querySelector('#graph svg'); return"
+                         " parseFloat(s.getAttribute('width')) / s.viewBox.baseVal.width / (4 / 3); })()")
+    if graph == "neuron":
+        assert hidden == []  # the whole graph ...
+        assert zoom >= 0.6 - 1e-3  # ... at a zoom where 12pt labels are at least ~9.5px
+    else:
+        assert len(hidden) > 0 and zoom >= 0.6 - 1e-3  # too big to show whole: readable, at the output
+    shot(page, f"first-view-{graph}-{'exercise' if exercise else 'explorer'}-960x640")
+    page.close()
+
+
+# ----- forward mode: tangents pushed from one input to the output ------------------------------------
+
+# JS: the tangent text each box shows, by box id.
+TANGENTS = """() => {
+  const out = {};
+  document.querySelectorAll('#graph g.node.value').forEach(g => {
+    const t = [...g.querySelectorAll('text')].map(t => t.textContent).filter(s => s.startsWith('ṫ '));
+    if (t.length) out[g.id] = t[t.length - 1];
+  });
+  return out;
+}"""
+
+
+def test_forward_mode_steps_tangents_to_the_output_and_compares_the_counts(browser: Any,
+                                                                           tmp_path: Path) -> None:
+    from chainrule.forward import op_counts
+    from chainrule.viz import explore, forward_steps
+
+    root, params = seeds_neuron()
+    html = tmp_path / "forward.html"
+    explore(root, params=params, forward="x1").save(html)
+    order = topological_order(root)
+    index = {id(v): i for i, v in enumerate(order)}
+    x1 = next(v for v in order if v.label == "x1")
+    page = open_page(browser, html)
+    assert set(page.evaluate(TANGENTS).values()) == {"ṫ 0.0000"}
+    assert page.evaluate(DISPLAYED) == {}  # no grad shown in this mode
+    assert page.text_content("#explain h2") == "Forward mode: d/dx1"
+    assert "how fast the value moves when x1 moves" in page.inner_text("#explain")
+    page.click("#step")  # the seed
+    assert page.evaluate(TANGENTS)[f"v{index[id(x1)]}"] == "ṫ 1.0000"
+    steps = forward_steps(root, x1, [v for v in order if not v.parents])
+    for k, s in enumerate(steps):
+        page.click("#step")
+        assert page.evaluate(TANGENTS)[f"v{index[id(s.node)]}"] == f"ṫ {fmt(s.tangent)}", s
+        assert f"= {fmt(s.tangent)}" in page.inner_text("#explain")
+        assert page.evaluate(OVERFLOWING) == []
+        if k == 2:
+            shot(page, "forward-1280-step3")
+    assert page.locator("#step").is_disabled()
+    assert page.inner_text("#counter") == "step 5 of 5"
+    root.backward()
+    assert page.evaluate(TANGENTS)[f"v{len(order) - 1}"] == f"ṫ {fmt(x1.grad)}"  # d o/d x1 = -1.5
+    counts = op_counts(root, [v for v in order if not v.parents])
+    done = page.inner_text("#explain")
+    assert f"One forward pass gave one derivative: do/dx1 = {fmt(x1.grad)}" in done
+    assert (f"forward mode takes 5 passes × {counts.per_pass} = {counts.forward} multiply-adds; reverse mode "
+            f"(o.backward()) gives them all in one pass of {counts.reverse}") in done
+    page.click(f"#graph g#v{index[id(steps[0].node)]}")  # x1*w1: its forward chain rule
+    assert "= -3.0000 × 1.0000 + 2.0000 × 0.0000 = -3.0000" in page.inner_text("#panel").replace("\n", " ")
+    shot(page, "forward-1280-done")
+    assert not page.errors

@@ -11,6 +11,7 @@ from conftest import torch_gpt
 
 from chainrule import makemore
 from chainrule.lm import GPT, Bigram, CharMLP
+from chainrule.optim import Adam
 from chainrule.text import CharTokenizer, split
 from chainrule.train import Diverged
 
@@ -124,7 +125,8 @@ def test_a_padded_batch_of_names_of_any_lengths_is_the_mean_of_their_eager_losse
 def test_one_program_per_batch_size_and_padded_length_serves_every_mix_of_lengths() -> None:
     tok = CharTokenizer()
     model = GPT(n_embd=8, n_head=2, block_size=8, rng=random.Random(5))
-    trainer = makemore._Trainer(model, WORDS, tok, batch=5, mode="compiled", rng=random.Random(1))
+    trainer = makemore._Trainer(model, WORDS, tok, batch=5, mode="compiled", rng=random.Random(1),
+                                opt=Adam(model.parameters(), lr=0.01))
     losses = [trainer.step(k) for k in range(12)]
     assert all(math.isfinite(x) for x in losses)
     assert {key[:2] for key in trainer.programs} == {("gpt", 5)}

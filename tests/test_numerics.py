@@ -10,7 +10,7 @@ import pytest
 
 from chainrule import Value
 from chainrule.batch import ARRAY_MATH, ArrayMath
-from chainrule.numerics import FloatMath, ValueMath
+from chainrule.numerics import FloatMath, Math, ValueMath
 
 
 def public(namespace: Any) -> set[str]:
@@ -22,6 +22,10 @@ def test_every_namespace_offers_every_function_a_rule_may_use() -> None:
     assert {"exp", "log", "tanh", "sigmoid", "relu", "step", "sign", "fabs", "pow", "div", "where"} <= names
     assert public(ValueMath) == names
     assert public(ArrayMath) == names
+    # ... and that is the Math protocol, which mypy checks the namespaces against: nothing more or less.
+    protocol = {name for name in vars(Math) if not name.startswith("_")}
+    assert len(protocol) > 20 and protocol == names
+    assert all(callable(getattr(m, name)) for m in (FloatMath, ValueMath, ARRAY_MATH) for name in protocol)
 
 
 # (function, arguments): each is called on floats, on Values and on 1-element arrays.

@@ -99,3 +99,13 @@ def test_check_target_refuses_a_graph_too_big_to_draw(tmp_path: Path) -> None:
         check_target(big, tmp_path / "g.html")
     assert check_target(big, tmp_path / "g.html", max_nodes=None) == tmp_path / "g.html"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_an_exercise_only_as_html(tmp_path: Path) -> None:
+    o, _ = NEURON.build()
+    with pytest.raises(ValueError, match=r"an exercise is an \.html page, not \.svg"):
+        render(o, tmp_path / "n.svg", exercise=True)
+    assert '"exercise":{"ask":' in render(o, tmp_path / "n.html", exercise=True).read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match=r"an explorer of forward mode is an \.html page, not \.png"):
+        render(o, tmp_path / "n.png", forward="x1")
+    assert '"forward":{"wrt":' in render(o, tmp_path / "f.html", forward="x1").read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import random
 from typing import Any
 
@@ -203,16 +204,19 @@ def test_an_overflowing_op_is_diverged_and_named() -> None:
 class _Poison(SGD):
     """SGD that turns one weight into inf at its third update."""
 
-    def _update(self, lr: float) -> None:
-        super()._update(lr)
+    def _update(self, p: np.ndarray, g: np.ndarray, lr: float) -> np.ndarray:
+        out = super()._update(p, g, lr)
         if self.steps == 2:
-            self.params[1].data = float("inf")
+            out[1] = float("inf")
+        return out
 
 
-def test_a_non_finite_weight_is_diverged_and_named() -> None:
+@pytest.mark.parametrize("mode", train.MODES)
+def test_a_non_finite_weight_is_diverged_and_named(mode: str) -> None:
     model, X, y = _small()
     with pytest.raises(Diverged, match=r"step 2 \(weight layers\.0\.neurons\.0\.w\.1 is no longer a finite"):
-        fit(model, X, y, optimizer=_Poison(model.parameters(), lr=0.1), steps=5)
+        fit(model, X, y, optimizer=_Poison(model.parameters(), lr=0.1), steps=5, mode=mode)
+    assert math.isinf(model.parameters()[1].data)  # a compiled run's arrays came back to the Values
 
 
 # ----- predictions ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """chainrule: a scalar autograd engine to learn backpropagation with."""
 
+from .byhand import check_by_hand  # the learner's gradients against backward()'s
 from .compile import compile  # NumPy is imported by the first compile, not with chainrule
 from .engine import RULES, Rule, Value, enable_grad, no_grad, topological_order
 from .export import from_torch, to_torch  # torch itself is imported only when one of them runs
@@ -18,6 +19,7 @@ __all__ = [
     "Rule",
     "Value",
     "apply_op",
+    "check_by_hand",
     "check_graph",
     "compile",
     "define_op",

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .engine import Value, apply
-from .numerics import FloatMath, with_conventions
+from .numerics import Conventions, FloatMath, Math, with_conventions
 
 Array = NDArray[np.float64]
 
@@ -58,7 +58,7 @@ def _first_bad(mask: Any, x: Any) -> str:
 
 
 @with_conventions
-class ArrayMath:
+class ArrayMath(Conventions):
     """The math namespace for NumPy arrays (mixed with floats), mirroring FloatMath. The conventions at
     kinks are numerics', read with NumPy's where (`with_conventions`): written once for every number."""
 
@@ -165,7 +165,7 @@ class ArrayMath:
         return np.ones_like(x)
 
 
-ARRAY_MATH = ArrayMath()
+ARRAY_MATH: Math = ArrayMath()
 
 
 class BatchSum:

@@ -278,9 +278,13 @@ def _add_graph_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--params", default="", metavar="NAME,...",
                    help="names to colour as parameters (the others are inputs)")
     p.add_argument("--steps", action="store_true", help="also print backward one edge at a time")
+    p.add_argument("--exercise", action="store_true",
+                   help="with --out PAGE.html: an exercise page that hides every grad and asks for each one, "
+                        "backward from the output, checking the answers")
     p.add_argument("--forward", metavar="NAME",
                    help="also print forward mode for d/dNAME, one node at a time (ṫ = Σ local × ṫ(input)), "
-                        "and the multiply-adds each mode needs for the whole gradient")
+                        "and the multiply-adds each mode needs for the whole gradient; with --out PAGE.html "
+                        "the page steps forward mode too")
     p.set_defaults(func=_cmd_graph)
 
 
@@ -302,6 +306,10 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     if args.forward is not None and args.forward not in leaves:
         names = ", ".join(leaves)
         raise _UsageError(f"--forward: no name {args.forward!r} in the expression (names: {names})")
+    if args.exercise and (args.out is None or args.out.suffix.lower() != ".html"):
+        raise _UsageError("--exercise needs --out PAGE.html (the exercise is the HTML explorer)")
+    if args.exercise and args.forward is not None:
+        raise _UsageError("--exercise and --forward are two pages: choose one")
     if args.out:
         with _refused("--out: "):
             check_target(root, args.out)
@@ -326,10 +334,13 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     if args.forward is not None:
         _print_forward(args.expr.strip(), root, leaves, args.forward)
     if args.out:
+        forward_page = args.forward is not None and args.out.suffix.lower() == ".html"
         try:
             written = render(root, args.out, params=[leaves[n] for n in params], title=args.expr.strip(),
                              inputs=[v for n, v in leaves.items() if n not in params],
-                             on_fallback=lambda note: print(f"note: {note}", file=sys.stderr))
+                             on_fallback=lambda note: print(f"note: {note}", file=sys.stderr),
+                             exercise=args.exercise,
+                             forward=leaves[args.forward] if forward_page else None)
         except (ValueError, GraphTooLargeError, OSError) as err:
             raise _Failed(str(err).splitlines()[0]) from None
         print(f"wrote {written}")

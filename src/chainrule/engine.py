@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .numerics import FLOAT_MATH, ValueMath
+from .numerics import FLOAT_MATH, Math, ValueMath
 
 if TYPE_CHECKING:
     import numpy as np
@@ -266,7 +266,7 @@ _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in p
 _new = object.__new__
 
 
-def apply(m: Any, kind: type[Value], op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
+def apply(m: Math, kind: type[Value], op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
     """Run `op` on the parents' data `xs` with the math `m`: a `kind` node, output and local derivatives."""
     rule = RULES[op]
     try:

@@ -38,6 +38,7 @@ from chainrule.optim import SGD, Adam, Optimizer
 from chainrule.replay import Program
 from chainrule.text import CharTokenizer, contexts
 from chainrule.train import Diverged
+from chainrule.trainstep import ArrayStep
 
 MODELS = ("bigram", "mlp", "gpt")
 MODES = ("eager", "batched", "compiled")
@@ -160,13 +161,14 @@ class _Compiled:
         self.program: Program | None = None
         self.leaves: list[Value] = []
 
-    def __call__(self, onehots: list[Any]) -> float:
+    def ready(self, onehots: list[Any]) -> Program:
+        """The program, its token leaves holding this batch."""
         if self.program is None:
             root, self.leaves = self.build()
             self.program = compile(root)
         for leaf, data in zip(self.leaves, onehots, strict=True):
             leaf.data = data
-        return self.program()
+        return self.program
 
 
 def _onehot_arrays(ids: Sequence[int], vocab: int) -> list[Any]:
@@ -175,25 +177,44 @@ def _onehot_arrays(ids: Sequence[int], vocab: int) -> list[Any]:
 
 
 class _Trainer:
-    """Draws each step's batch from the training words and runs the pass `mode` says."""
+    """Draws each step's batch from the training words and runs the step `mode` says, update included.
+    In compiled mode the parameters live in arrays (chainrule.trainstep) shared by every program: `sync()`
+    writes them back into the model's Values."""
 
     def __init__(self, model: NamesModel, words: Sequence[str], tok: CharTokenizer, batch: int, mode: str,
-                 rng: random.Random) -> None:
-        self.model, self.tok, self.batch, self.mode, self.rng = model, tok, batch, mode, rng
+                 rng: random.Random, opt: Optimizer) -> None:
+        self.model, self.tok, self.batch, self.mode, self.rng, self.opt = model, tok, batch, mode, rng, opt
         self.programs: dict[Any, _Compiled] = {}
+        self.arrays = ArrayStep(opt) if mode == "compiled" else None
         if isinstance(model, GPT):
             self.names = [tok.encode(w) for w in words]
         else:
             self.X, self.Y = contexts(words, tok, model.block_size)
 
     def step(self, k: int, on_graph: Callable[[Value], object] | None = None) -> float:
-        """Forward and backward on step k's batch (grads are added into the parameters); the loss. With
-        `on_graph`, the step builds a graph and hands its loss to it: compiled mode runs it batched (a
-        replay builds no graph), and a GPT's runs eager, one graph per name (a padded batch's padding
-        would enter the statistics read from the graph)."""
+        """Step k: zero the grads, forward and backward on its batch, the optimizer's update; the loss.
+        With `on_graph`, the step builds a graph and hands its loss to it: compiled mode runs it batched (a
+        replay builds no graph) on the Values, and a GPT's runs eager, one graph per name (a padded batch's
+        padding would enter the statistics read from the graph)."""
         mode = self.mode
         if on_graph is not None:
             mode = "eager" if isinstance(self.model, GPT) else "batched" if mode == "compiled" else mode
+        if mode != "compiled" and self.arrays is not None:  # a step on the Values, in a compiled run
+            self.arrays.sync()
+            try:
+                return self._step(k, mode, on_graph)
+            finally:
+                self.arrays.reload()
+        return self._step(k, mode, on_graph)
+
+    def sync(self) -> None:
+        """The model's Values up to date (a compiled run keeps the parameters in arrays)."""
+        if self.arrays is not None:
+            self.arrays.sync()
+
+    def _step(self, k: int, mode: str, on_graph: Callable[[Value], object] | None) -> float:
+        if mode != "compiled":
+            self.opt.zero_grad()
         if isinstance(self.model, GPT):
             return self._gpt_step(self.model, k, mode, on_graph)
         picks = [self.rng.randrange(len(self.Y)) for _ in range(self.batch)]
@@ -225,13 +246,15 @@ class _Trainer:
         loss.backward()
         if on_graph is not None:
             on_graph(loss)
+        self.opt.step()
         return float(loss.data)
 
     def _compiled(self, shape: Any, build: Callable[[], tuple[Value, list[Value]]], data: list[Any]) -> float:
         program = self.programs.get(shape)
         if program is None:
             program = self.programs[shape] = _Compiled(build)
-        return program(data)
+        assert self.arrays is not None  # made with the trainer in compiled mode
+        return self.arrays(program.ready(data))
 
 
 @dataclass
@@ -277,17 +300,24 @@ def train(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, *, 
     if not isinstance(health, bool):
         raise ValueError(f"health must be True or False, got {health!r}")
     opt = optimizer or new_optimizer(model, Settings(steps, batch, mode, "adam", 0.01))
-    trainer = _Trainer(model, words, tokenizer, batch, mode, rng or random.Random(0))
-    recorder = Recorder(model, steps) if health else None
+    trainer = _Trainer(model, words, tokenizer, batch, mode, rng or random.Random(0), opt)
+    try:
+        return _train(trainer, steps, recorder=Recorder(model, steps) if health else None,
+                      val_words=val_words, eval_every=eval_every, on_step=on_step, on_eval=on_eval)
+    finally:
+        trainer.sync()  # a compiled run's parameters live in arrays: the model's Values get them back
+
+
+def _train(trainer: _Trainer, steps: int, *, recorder: Recorder | None, val_words: Sequence[str],
+           eval_every: int, on_step: Callable[[int, float, float], object] | None,
+           on_eval: Callable[[int, float], object] | None) -> History:
     history = History(health=None if recorder is None else recorder.health)
     for k in range(steps):
         start = time.perf_counter()
-        opt.zero_grad()
         watch = recorder is not None and recorder.wants(k)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss = trainer.step(k, recorder.read_graph if watch and recorder is not None else None)
-            opt.step()
         except (ArithmeticError, ValueError) as err:
             raise Diverged(k, str(err).splitlines()[0][:200]) from None
         if not math.isfinite(loss):
@@ -300,7 +330,8 @@ def train(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, *, 
         if on_step is not None:
             on_step(k, loss, history.seconds[-1])
         if val_words and eval_every and ((k + 1) % eval_every == 0 or k + 1 == steps):
-            history.val.append((k + 1, evaluate(model, val_words, tokenizer)))
+            trainer.sync()
+            history.val.append((k + 1, evaluate(trainer.model, val_words, trainer.tok)))
             if on_eval is not None:
                 on_eval(*history.val[-1])
     return history

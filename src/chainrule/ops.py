@@ -31,7 +31,7 @@ from typing import Any
 
 from .engine import RULES, Rule, Value, _data, _lift, _method
 from .gradcheck import GradcheckError
-from .numerics import FLOAT_MATH, ValueMath
+from .numerics import FLOAT_MATH, Math, ValueMath
 
 BUILT_IN = frozenset(RULES)  # the engine's own ops: never replaced from here
 _DEFINED: set[str] = set()  # ops made by define_op (a notebook cell run again redefines its op)
@@ -194,7 +194,7 @@ def _check(name: str, forward: Callable[..., Any], local: Callable[..., Any],
     _check_values(name, forward, local, checked)
 
 
-def _locals(name: str, local: Callable[..., Any], m: Any, out: Any, xs: Sequence[Any], kind: str
+def _locals(name: str, local: Callable[..., Any], m: Math, out: Any, xs: Sequence[Any], kind: str
             ) -> list[Any]:
     try:
         grads = list(local(m, out, *xs))

@@ -1,16 +1,27 @@
 """Optimizers: read each parameter's .grad, write its .data. They never build graph nodes.
 
-The update formulas follow `torch.optim` line for line (same order of floating-point operations where
-it matters), so a test can run both on the same numbers and compare to 1e-12.
+Each optimizer's update is written once, on arrays: `update(p, g, lr)` takes every parameter's data and
+grad as one float64 vector each and returns the new data, keeping its state (momentum, Adam's moments)
+as vectors too. `step()` gathers the Values' data and grads into vectors, calls it and writes the data
+back; a compiled training step (chainrule.trainstep) calls the same `update` on vectors it owns, with no
+per-parameter Python work. The formulas follow `torch.optim` line for line (same order of floating-point
+operations), so a test can run both on the same numbers and compare to 1e-12.
 A learning rate is a number or a schedule: any callable taking the step index (0, 1, ...) to a rate.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable
 
+import numpy as np
+from numpy.typing import NDArray
+
 from chainrule.engine import Value
+
+Array = NDArray[np.float64]
+_grad = operator.attrgetter("grad")
 
 Schedule = Callable[[int], float]
 
@@ -43,10 +54,25 @@ class Optimizer:
             p.grad = 0.0
 
     def step(self) -> None:
-        self._update(self.current_lr())
-        self.steps += 1
+        """One update of every parameter's data from its grad."""
+        params, n = self.params, len(self.params)
+        data = np.fromiter(map(operator.attrgetter("data"), params), np.float64, n)
+        try:
+            grads = np.fromiter(map(_grad, params), np.float64, n)
+        except (TypeError, ValueError):
+            raise TypeError("an optimizer updates numbers: every parameter's .grad must be a number (not a "
+                            "Value from backward(create_graph=True), nor a batch)") from None
+        for p, x in zip(params, self.update(data, grads).tolist(), strict=True):
+            p.data = x
 
-    def _update(self, lr: float) -> None:
+    def update(self, data: Array, grads: Array) -> Array:
+        """The new data of every parameter from its data and grad (vectors, in `params` order), at this
+        step's rate; counts the step. The one place each optimizer's formula is written."""
+        out = self._update(data, grads, self.current_lr())
+        self.steps += 1
+        return out
+
+    def _update(self, p: Array, g: Array, lr: float) -> Array:
         raise NotImplementedError
 
 
@@ -65,18 +91,15 @@ class SGD(Optimizer):
             raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
         self.momentum = momentum
         self.weight_decay = weight_decay
-        self.velocity: list[float | None] = [None] * len(self.params)
+        self.velocity: Array | None = None  # None until the first momentum step, which takes v = g
 
-    def _update(self, lr: float) -> None:
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
-            if self.momentum:
-                v = self.velocity[i]
-                g = g if v is None else self.momentum * v + g
-                self.velocity[i] = g
-            p.data = p.data - lr * g
+    def _update(self, p: Array, g: Array, lr: float) -> Array:
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            g = g if self.velocity is None else self.momentum * self.velocity + g
+            self.velocity = g
+        return p - lr * g
 
 
 class Adam(Optimizer):
@@ -95,26 +118,25 @@ class Adam(Optimizer):
         self.betas = (b1, b2)
         self.eps = eps
         self.weight_decay = weight_decay
-        self.m = [0.0] * len(self.params)  # running mean of g   (torch: exp_avg)
-        self.v = [0.0] * len(self.params)  # running mean of g²  (torch: exp_avg_sq)
+        self.m = np.zeros(len(self.params))  # running mean of g   (torch: exp_avg)
+        self.v = np.zeros(len(self.params))  # running mean of g²  (torch: exp_avg_sq)
 
-    def _update(self, lr: float) -> None:
+    def _update(self, p: Array, g: Array, lr: float) -> Array:
         b1, b2 = self.betas
         t = self.steps + 1
         step_size = lr / (1 - b1**t)
         bias_correction2_sqrt = (1 - b2**t) ** 0.5
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if self.weight_decay:
-                if self.decoupled:
-                    p.data = p.data * (1 - lr * self.weight_decay)
-                else:
-                    g = g + self.weight_decay * p.data
-            # NOTE: torch writes the first moment as a lerp, m + (1-b1)(g - m); same value, other rounding.
-            self.m[i] = self.m[i] + (1 - b1) * (g - self.m[i])
-            self.v[i] = self.v[i] * b2 + (1 - b2) * g * g
-            denom = math.sqrt(self.v[i]) / bias_correction2_sqrt + self.eps
-            p.data = p.data + -step_size * (self.m[i] / denom)
+        if self.weight_decay:
+            if self.decoupled:
+                p = p * (1 - lr * self.weight_decay)
+            else:
+                g = g + self.weight_decay * p
+        # NOTE: torch writes the first moment as a lerp, m + (1-b1)(g - m); same value, other rounding.
+        self.m = self.m + (1 - b1) * (g - self.m)
+        self.v = self.v * b2 + (1 - b2) * g * g
+        denom = np.sqrt(self.v) / bias_correction2_sqrt + self.eps
+        out: Array = p + -step_size * (self.m / denom)
+        return out
 
 
 class AdamW(Adam):

@@ -18,8 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH
-from .compile import NUMBER, Instruction, Plan, format_plan
 from .engine import RULES, Rule, Value, _data
+from .ir import NUMBER, Instruction, Plan, format_plan
 from .numerics import FLOAT_MATH
 from .ops import linear
 
@@ -55,7 +55,8 @@ class Program:
         self._values = {k: np.zeros((n,) if k == NUMBER else (n, k)) for k, n in plan.sizes.items()}
         self._grads = {k: np.zeros_like(v) for k, v in self._values.items()}
         self._steps = _steps(plan.instructions)
-        self._numbers = plan.leaves.get(NUMBER, [])
+        self._numbers = plan.leaves.get(NUMBER, [])  # the number inputs read from their Values
+        self._read: slice | NDArray[np.intp] = slice(0, len(self._numbers))  # ... and their slots
         self._batches = [(k, ls) for k, ls in plan.leaves.items() if k != NUMBER]
 
     def __len__(self) -> int:
@@ -107,10 +108,39 @@ class Program:
 
     # ----- inputs and outputs -----
 
+    def hold(self, leaves: list[Value]) -> NDArray[np.intp]:
+        """Hold these number inputs in the program's own buffer from now on: a run neither reads their
+        `.data` nor adds into their `.grad`; the caller writes `numbers[slots]` before a run and reads
+        `number_grads[slots]` after it (chainrule.trainstep does). Returns the slots, in `leaves`' order;
+        `hold([])` gives every input back to its Value. Raises ValueError for a Value that is not a number
+        input of this program."""
+        inputs = self.plan.leaves.get(NUMBER, [])
+        where = {id(leaf): slot for slot, leaf in enumerate(inputs)}
+        missing = next((leaf for leaf in leaves if id(leaf) not in where), None)
+        if missing is not None:
+            raise ValueError(f"not a number input of this program: {missing!r}")
+        slots = np.array([where[id(leaf)] for leaf in leaves], dtype=np.intp)
+        held = set(slots.tolist())
+        free = [slot for slot in range(len(inputs)) if slot not in held]
+        self._numbers = [inputs[slot] for slot in free]
+        self._read = np.array(free, dtype=np.intp) if held else slice(0, len(inputs))
+        return slots
+
+    @property
+    def numbers(self) -> Array:
+        """The buffer of every number the program computes, its number inputs first (by slot): the live
+        array, which a run reads its held inputs from."""
+        return self._values.setdefault(NUMBER, np.zeros(0))
+
+    @property
+    def number_grads(self) -> Array:
+        """d(root)/d(number) for each slot of `numbers`, after a run (the live array)."""
+        return self._grads.setdefault(NUMBER, np.zeros(0))
+
     def _read_inputs(self) -> None:
         leaves = self._numbers
         try:
-            self._values[NUMBER][: len(leaves)] = np.fromiter(map(_data, leaves), np.float64, len(leaves))
+            self._values[NUMBER][self._read] = np.fromiter(map(_data, leaves), np.float64, len(leaves))
         except (TypeError, ValueError):  # fromiter takes numbers only: a batch of any length is refused
             for leaf in leaves:
                 if getattr(leaf.data, "ndim", 0) != 0:
@@ -135,7 +165,7 @@ class Program:
     def _write_grads(self) -> None:
         grads = self._grads
         numbers = self._numbers
-        for leaf, g in zip(numbers, grads[NUMBER][: len(numbers)].tolist(), strict=True):
+        for leaf, g in zip(numbers, grads[NUMBER][self._read].tolist(), strict=True):
             leaf.grad += g
         for kind, leaves in self._batches:
             rows = grads[kind]

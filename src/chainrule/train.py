@@ -31,6 +31,7 @@ from chainrule.health import Health, Recorder
 from chainrule.nn import MLP, Activation
 from chainrule.optim import SGD, Adam, Optimizer, linear_decay
 from chainrule.replay import Program
+from chainrule.trainstep import ArrayStep
 
 LOSSES = ("hinge", "mse", "bce", "ce")
 # A starting learning rate per (loss, optimizer) that trains without diverging on every dataset of the CLI
@@ -118,70 +119,96 @@ def _batched_inputs(X: Points) -> list[Value]:
     return [Value(cast(float, X[:, j])) for j in range(X.shape[1])]
 
 
-# A pass runs forward and backward on the parameters' current data: it leaves d(loss)/dp in each p.grad
-# (they are zero when it starts) and returns the loss and the class scores of the training points.
-Pass = Callable[[], tuple[float, Scores]]
-# Called with the loss after backward, by the passes that build a graph (health=True reads it).
-OnGraph = Callable[[Value], object] | None
+# A pass is one whole training step: zero the grads, forward and backward on the parameters' current
+# data, the optimizer's update; it returns the loss and the class scores of the training points (before
+# the update). `data()` is every parameter's data now, in the optimizer's order; `sync()` brings the
+# model's Values up to date (a pass that keeps the parameters in arrays writes them back), `reload()`
+# reads them again after other code changed them.
+OnGraph = Callable[[Value], object] | None  # called with the loss after backward (health=True reads it)
 
 
-def _batched_pass(model: MLP, task: Task, on_graph: OnGraph = None) -> Pass:
-    params = model.parameters()
+class _ValuePass:
+    """Eager and batched: a graph of Values per step, and the optimizer updates the Values."""
 
-    def run() -> tuple[float, Scores]:
-        outputs = model(_batched_inputs(task.X))
-        loss = task.loss_of(outputs, params)
+    def __init__(self, model: MLP, task: Task, opt: Optimizer, batched: bool, on_graph: OnGraph = None):
+        self.model, self.task, self.opt, self.batched, self.on_graph = model, task, opt, batched, on_graph
+        self.params = model.parameters()
+
+    def __call__(self) -> tuple[float, Scores]:
+        self.opt.zero_grad()
+        task = self.task
+        outputs: Any
+        if self.batched:
+            outputs = self.model(_batched_inputs(task.X))
+        else:  # one scalar graph per point, as micrograd (the sum of losses spans all of them)
+            outputs = [self.model([Value(x) for x in row]) for row in task.X.tolist()]
+        loss = task.loss_of(outputs, self.params)
         loss.backward()
-        if on_graph is not None:
-            on_graph(loss)
-        return float(loss.data), _scores_of_batch(outputs)
+        if self.on_graph is not None:
+            self.on_graph(loss)
+        self.opt.step()
+        scores = _scores_of_batch(outputs) if self.batched else _scores_of_points(cast(list[Value], outputs))
+        return float(loss.data), scores
 
-    return run
+    def data(self) -> npt.NDArray[np.float64]:
+        return _data_of(self.opt.params)
 
+    def sync(self) -> None:
+        pass  # the Values are the parameters
 
-def _eager_pass(model: MLP, task: Task, on_graph: OnGraph = None) -> Pass:
-    params = model.parameters()
-
-    def run() -> tuple[float, Scores]:
-        # micrograd: inputs = [list(map(Value, xrow)) for xrow in Xb]; scores = list(map(model, inputs))
-        outputs = [model([Value(x) for x in row]) for row in task.X.tolist()]
-        loss = task.loss_of(outputs, params)
-        loss.backward()
-        if on_graph is not None:
-            on_graph(loss)
-        return float(loss.data), _scores_of_points(cast(list[Value], outputs))
-
-    return run
+    reload = sync
 
 
-def _compiled_pass(model: MLP, task: Task) -> Pass:
-    params = model.parameters()
-    heads: list[Value] = []
+def _data_of(params: list[Value]) -> npt.NDArray[np.float64]:
+    return np.fromiter((p.data for p in params), np.float64, len(params))
 
-    def capture() -> Program:
-        # The batched graph, built once and captured by chainrule.compile: each step replays it on the
-        # parameters' current data, building no node.
-        outputs = model(_batched_inputs(task.X))
-        heads[:] = outputs if isinstance(outputs, list) else [outputs]
-        return compile(task.loss_of(outputs, params), outputs=heads)
 
-    prog: Program | None = None
+def _batched_pass(model: MLP, task: Task, opt: Optimizer) -> _ValuePass:
+    return _ValuePass(model, task, opt, batched=True)
 
-    def run() -> tuple[float, Scores]:
-        nonlocal prog
-        if prog is None:
-            prog = capture()  # at the first step, inside fit's error handling
-        loss = prog()  # the losses' stable forms are ops (a detached max), so replay recomputes them
-        return loss, _class_scores(np.array([prog.value(h) for h in heads], dtype=np.float64))
 
-    return run
+def _eager_pass(model: MLP, task: Task, opt: Optimizer) -> _ValuePass:
+    return _ValuePass(model, task, opt, batched=False)
+
+
+class _CompiledPass:
+    """The batched graph captured once by chainrule.compile at the first step, then the whole step on
+    arrays (chainrule.trainstep): the parameters, their grads and the optimizer's state live in vectors,
+    and the Values are brought up to date by `sync()`."""
+
+    def __init__(self, model: MLP, task: Task, opt: Optimizer) -> None:
+        self.model, self.task, self.opt = model, task, opt
+        self.heads: list[Value] = []
+        self.step: ArrayStep | None = None
+        self.program: Program | None = None
+
+    def __call__(self) -> tuple[float, Scores]:
+        if self.step is None or self.program is None:  # at the first step, inside fit's error handling
+            outputs = self.model(_batched_inputs(self.task.X))
+            self.heads[:] = outputs if isinstance(outputs, list) else [outputs]
+            self.program = compile(self.task.loss_of(outputs, self.model.parameters()), outputs=self.heads)
+            self.step = ArrayStep(self.opt)
+        program = self.program
+        loss = self.step(program)  # the losses' stable forms are ops (a detached max): replay recomputes them
+        return loss, _class_scores(np.array([program.value(h) for h in self.heads], dtype=np.float64))
+
+    def data(self) -> npt.NDArray[np.float64]:
+        return self.step.data if self.step is not None else _data_of(self.opt.params)
+
+    def sync(self) -> None:
+        if self.step is not None:
+            self.step.sync()
+
+    def reload(self) -> None:
+        if self.step is not None:
+            self.step.reload()
 
 
 # The ways to run a pass, by name. Each entry is called once per `fit` with the model and the task, and
 # returns the pass that every step calls: a mode that prepares something once (captures a program to
 # replay each step) does it there. A new mode is one entry here; `fit`, `MODES` and the CLI follow.
-_MODES: dict[str, Callable[[MLP, Task], Pass]] = {"batched": _batched_pass, "eager": _eager_pass,
-                                                  "compiled": _compiled_pass}
+_MODES: dict[str, Callable[[MLP, Task, Optimizer], _ValuePass | _CompiledPass]] = {
+    "batched": _batched_pass, "eager": _eager_pass, "compiled": _CompiledPass}
 MODES = tuple(_MODES)
 
 
@@ -295,40 +322,47 @@ def fit(
     if not isinstance(health, bool):
         raise ValueError(f"health must be True or False, got {health!r}")
     opt = optimizer if optimizer is not None else default_optimizer(model, loss, steps=steps)
-    named = model.named_parameters()
+    names = {id(p): name for name, p in model.named_parameters()}
     task = Task(points, labels, loss, l2)
-    run = _MODES[mode](model, task)
+    run = _MODES[mode](model, task, opt)
     recorder = Recorder(model, steps) if health else None
-    watched = run if recorder is None else \
-        (_eager_pass if mode == "eager" else _batched_pass)(model, task, recorder.read_graph)
+    watched = None if recorder is None else _ValuePass(model, task, opt, mode != "eager", recorder.read_graph)
     history = History(health=None if recorder is None else recorder.health)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a blow-up is Diverged, below
-        for k in range(steps):
-            opt.zero_grad()
-            recording = recorder is not None and recorder.wants(k)
-            try:
-                value, scores = (watched if recording else run)()
-                opt.step()
-            except (ArithmeticError, ValueError) as err:  # an op overflowed or left its domain: it says which
-                raise Diverged(k, str(err).splitlines()[0][:200]) from None
-            _check_diverged(k, value, history.loss[0] if history.loss else value, named)
-            if recording and recorder is not None:  # (`recording` says it; mypy needs it said again)
-                recorder.record(k)
-            history.loss.append(value)
-            history.accuracy.append(float(np.mean(np.argmax(scores, axis=0) == labels)))
-            if on_step is not None:
-                on_step(k, value, history.accuracy[-1])
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a blow-up is Diverged, below
+            for k in range(steps):
+                recording = watched is not None and recorder is not None and recorder.wants(k)
+                try:
+                    if recording and watched is not None:  # a graph of Values to read: on the Values
+                        run.sync()
+                        value, scores = watched()
+                        run.reload()
+                    else:
+                        value, scores = run()
+                except (ArithmeticError, ValueError) as err:  # an op overflowed or left its domain: it says
+                    raise Diverged(k, str(err).splitlines()[0][:200]) from None
+                _check_diverged(k, value, history.loss[0] if history.loss else value, run.data(),
+                                [names.get(id(p), "?") for p in opt.params])
+                if recording and recorder is not None:  # (`recording` says it; mypy needs it said again)
+                    recorder.record(k)
+                history.loss.append(value)
+                history.accuracy.append(float(np.mean(np.argmax(scores, axis=0) == labels)))
+                if on_step is not None:
+                    on_step(k, value, history.accuracy[-1])
+    finally:
+        run.sync()  # a compiled run's parameters live in arrays: the model's Values get them back
     return history
 
 
-def _check_diverged(step: int, loss: float, start: float, named: list[tuple[str, Value]]) -> None:
+def _check_diverged(step: int, loss: float, start: float, data: npt.NDArray[np.float64],
+                    names: Sequence[str]) -> None:
     if not math.isfinite(loss):
         raise Diverged(step, f"the loss is {loss}")
     if start > 0 and loss > DIVERGED_FACTOR * start:
         raise Diverged(step, f"the loss grew from {start:.4g} to {loss:.4g}, over {DIVERGED_FACTOR:g} times")
-    bad = next((name for name, p in named if not math.isfinite(p.data)), None)
-    if bad is not None:
-        raise Diverged(step, f"weight {bad} is no longer a finite number")
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise Diverged(step, f"weight {names[int(np.argmin(finite))]} is no longer a finite number")
 
 
 def class_scores(model: MLP, X: npt.ArrayLike) -> Scores:

@@ -4,6 +4,8 @@
     explore(loss)                          # the backprop explorer, in the notebook
     explore(trace_model(model, x))         # a whole model, one box per neuron
     explore(loss).save("loss.html")        # the same page, as a file
+    explore(loss, exercise=True)           # the learner finds each grad, backward from the output
+    explore(loss, forward="x1")            # forward mode: each node's d(node)/dx1, inputs to output
 
 Both the explorer and `draw_dot`'s picture without Graphviz's `dot` program are a sandboxed
 `<iframe sandbox="allow-scripts" srcdoc=...>`: the page inside runs apart from the notebook (its own
@@ -257,6 +259,8 @@ def explore(
     max_nodes: int | None = MAX_NODES,
     title: str = "chainrule: backprop explorer",
     height: int = 640,
+    exercise: bool = False,
+    forward: Value | str | None = None,
 ) -> Explorer:
     """The explorer of `root`'s graph, to show in a notebook (the cell's last line) or `.save()`.
 
@@ -264,6 +268,9 @@ def explore(
         its parameters and inputs are coloured as such and each neuron is one box (`groups`
         defaults to the trace's neurons; pass `groups=trace.layers` for one box per layer).
     height: of the frame in the notebook, in pixels. Other options as in `draw_dot`.
+    exercise: hide every grad and ask the learner for each one, backward from the output (the root's
+        grad 1 given); collapsed neurons are not asked. See `to_html`.
+    forward: an input's name (or the Value): step forward mode's tangents d(node)/d(input) instead.
     """
     if isinstance(root, ModelTrace):
         trace = root
@@ -276,8 +283,11 @@ def explore(
         groups = trace.neurons if groups is None else groups
     if not isinstance(root, Value):
         raise TypeError(f"explore() takes a Value or a trace_model(...) result, not {type(root).__name__}")
+    if not isinstance(exercise, bool):
+        raise TypeError(f"exercise must be True or False, not {exercise!r}")
     if isinstance(height, bool) or not isinstance(height, int) or height < 100:
         raise ValueError(f"height must be a whole number of pixels, at least 100, not {height!r}")
     page = to_html(root, title=title, params=params, inputs=inputs, groups=groups or (), expand=expand,
-                   max_nodes=max_nodes)
+                   max_nodes=max_nodes, exercise=exercise,
+                   forward=forward)
     return Explorer(page, height=height, title=title)

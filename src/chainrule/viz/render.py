@@ -67,16 +67,22 @@ def render(
     max_nodes: int | None = MAX_NODES,
     title: str | None = None,
     on_fallback: Callable[[str], object] | None = None,
+    exercise: bool = False,
+    forward: Value | str | None = None,
 ) -> Path:
     """Write `root`'s graph to `path` (.svg, .png or .html) and return the path actually written.
 
     Without Graphviz's `dot` on the PATH, .svg/.png fall back to `path` with suffix .html (or, when that
     file exists, the first free `name-1.html`, `name-2.html`, ...: it is never overwritten), with a
     `GraphvizMissingWarning`, or a call `on_fallback(message)` instead when it is given (a command line
-    prints it, without touching the process's warning filters). Options as in `draw_dot`.
+    prints it, without touching the process's warning filters). Options as in `draw_dot`; `exercise`
+    and `forward` (an .html only) as in `to_html`.
     """
     path = Path(path)
     suffix = _suffix(path)
+    if (exercise or forward is not None) and suffix != ".html":
+        raise ValueError(f"an {'exercise' if exercise else 'explorer of forward mode'} is an .html page, "
+                         f"not {suffix}")
     params = list(params) if params is not None else None
     inputs = list(inputs) if inputs is not None else None
     options = {"params": params, "inputs": inputs, "groups": groups, "expand": expand,
@@ -101,7 +107,8 @@ def render(
         else:
             on_fallback(message)
         path = fallback
-    to_html(root, path, title=title or f"chainrule: {path.stem}", **options)  # type: ignore[arg-type]
+    to_html(root, path, title=title or f"chainrule: {path.stem}", exercise=exercise, forward=forward,
+            **options)  # type: ignore[arg-type]
     return path
 
 
