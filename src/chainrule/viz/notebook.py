@@ -14,7 +14,7 @@ never in the notebook itself, where the vendored script would see the classic no
 and register itself as an AMD module instead of defining `Viz`.
 
 Graphviz compiled to WebAssembly (vendor/viz-global.js) is 1.3 MB, so it goes to a notebook page once,
-not with every picture (a 12-cell lecture was 22 MB):
+not with every picture (the first lecture, run without `dot`, saved 15.7 MB; now 2.0 MB):
 
 - The first output this process (the kernel) shows carries the bundle in the notebook's DOM, as
   `<script type="text/plain" data-chainrule-viz>` (inert base64 text, nothing runs). Every output
