@@ -207,3 +207,15 @@ def test_why_not_finite_leaves_the_grads_alone() -> None:
     out = x**0.5
     why_not_finite(out)
     assert x.grad == 0.0 and out.grad == 0.0  # the replay restores the engine's grads
+
+
+def test_why_not_finite_leaves_a_batch_out() -> None:
+    import numpy as np
+
+    from chainrule.viz.steps import why_not_finite
+
+    x = Value(np.array([0.0, 1.0]), "x")
+    out = (x**0.5).sum()
+    out.backward()
+    assert np.isinf(x.grad[0])  # type: ignore[index]
+    assert why_not_finite(out) == {}  # one reason cannot speak for a batch's elements

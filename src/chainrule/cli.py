@@ -318,7 +318,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     print(f"{args.expr.strip()} = {root.data:.4f}")
     for name, leaf in leaves.items():
         print(f"  dL/d{name:<{width}} = {leaf.grad: .4f}")
-    reasons = why_not_finite(root)
+    reasons = {} if all(math.isfinite(leaf.grad) for leaf in leaves.values()) else why_not_finite(root)
     by_reason: dict[str, list[str]] = {}
     for name, leaf in leaves.items():
         if id(leaf) in reasons:
