@@ -239,8 +239,7 @@ def _torch_inputs(torch: Any, kinds: tuple[str, ...], arrays: tuple[list[float],
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_op_matches_torch(name: str) -> None:
-    torch = pytest.importorskip("torch")
+def test_op_matches_torch(name: str, torch: Any) -> None:
     f, kinds, arrays, scalars = CASES[name]
     data, grads = _batched(f, kinds, arrays, scalars)
     ts = _torch_inputs(torch, kinds, arrays, scalars)

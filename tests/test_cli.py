@@ -386,7 +386,6 @@ def test_svg_without_graphviz_writes_html_and_says_so(
     (["a*b", "--at", "a=1"], "no value for b"),
     (["a", "--at", "a=1,b=2"], "b not used"),
     (["a", "--at", "a=two"], "--at error at column 3: value of a is not a number"),
-    (["a**b", "--at", "a=10,b=400"], "column 2: overflow"),
     (["a", "--at", "a=1", "--params", "w"], "--params names not in the expression: w"),
     (["a", "--at", "a=1", "--out", "g.pdf"], "use one of .svg, .png, .html"),
     (["a", "--at", "a=1", "--out", "/no-such-chainrule-dir/g.html"], "--out: no such folder"),
@@ -400,6 +399,22 @@ def test_bad_input_is_one_line_exit_2(args: list[str], words: str,
     assert len(err) == 1, err
     assert err[0].startswith("chainrule graph: error: ")
     assert words in err[0]
+
+
+@pytest.mark.parametrize(("args", "column", "engine"), [
+    (["1/x", "--at", "x=0"], 2, "division by zero: Value(data=1.0, label='1') / Value(data=0.0, label='x')"),
+    (["exp(x)", "--at", "x=1000"], 1, "exp overflow: Value(data=1000.0, label='x')"),
+    (["a**b", "--at", "a=10,b=400"], 2,
+     "** failed (result too large): Value(data=10.0, label='a') ** Value(data=400.0, label='b')"),
+    (["log(x)*0", "--at", "x=0"], 1, "log of non-positive input: Value(data=0.0, label='x')"),
+])
+def test_arithmetic_the_engine_refuses_is_its_message_on_one_line_exit_1(
+        args: list[str], column: int, engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", *args]) == 1  # the input is well formed: the computation failed
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"chainrule graph: error: expression error at column {column}: "
+                                         f"{engine}"]
 
 
 def test_hostile_expression_executes_nothing(tmp_path: Path) -> None:
@@ -423,7 +438,31 @@ def test_a_minus_at_the_start_of_an_expression_is_not_an_option(capsys: pytest.C
 def test_an_infinite_slope_is_printed_not_refused(capsys: pytest.CaptureFixture[str]) -> None:
     # sqrt at 0: the value is 0, only the slope is infinite (PyTorch's convention, which the engine follows).
     assert cli.main(["graph", "x**0.5", "--at", "x=0"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["x**0.5 = 0.0000", "  dL/dx =  inf"]
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["x**0.5 = 0.0000", "  dL/dx =  inf"]
+    assert captured.err.splitlines() == [
+        "note: dL/dx = inf: the local derivative of ** is inf (x**0.5 (**) → x)"]
+
+
+@pytest.mark.parametrize(("args", "grads", "notes"), [
+    (["x**0.5*y", "--at", "x=0,y=0"], ["  dL/dx =  nan", "  dL/dy =  0.0000"],
+     ["note: dL/dx = nan: 0 × inf in the chain rule (x**0.5 (**) → x: local inf × upstream 0)"]),
+    (["x**0.5*0 + y**0.5*0", "--at", "x=0,y=0"], ["  dL/dx =  nan", "  dL/dy =  nan"],
+     ["note: dL/dx = nan: 0 × inf in the chain rule (x**0.5 (**) → x: local inf × upstream 0)",
+      "note: dL/dy = nan: 0 × inf in the chain rule (y**0.5 (**) → y: local inf × upstream 0)"]),
+    (["x**0.5 - x**0.5", "--at", "x=0"], ["  dL/dx =  nan"],
+     ["note: dL/dx = nan: inf + -inf where two paths meet at x"]),
+    (["log(x)*1e300", "--at", "x=1e-10"], ["  dL/dx =  inf"],
+     ["note: dL/dx = inf: local × upstream is too large for a float (log(x) (log) → x: local 1e+10 × "
+      "upstream 1e+300)"]),
+    (["x*y", "--at", "x=2,y=3"], ["  dL/dx =  3.0000", "  dL/dy =  2.0000"], []),  # all finite: no note
+])
+def test_a_gradient_that_is_not_finite_comes_with_a_note_saying_why(
+        args: list[str], grads: list[str], notes: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["graph", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1:] == grads
+    assert captured.err.splitlines() == notes
 
 
 def test_a_leaf_has_no_steps(capsys: pytest.CaptureFixture[str]) -> None:
@@ -446,7 +485,7 @@ def test_an_unwritable_out_file_fails_before_printing(tmp_path: Path, target: st
 def test_the_out_file_check_leaves_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     existing = tmp_path / "old.html"
     existing.write_text("keep me")
-    assert cli.main(["graph", "a**b", "--at", "a=10,b=400", "--out", str(existing)]) == 2  # overflow
+    assert cli.main(["graph", "a**b", "--at", "a=10,b=400", "--out", str(existing)]) == 1  # overflow
     assert cli.main(["graph", "x", "--at", "x=1", "--params", "y", "--out", str(tmp_path / "new.svg")]) == 2
     assert existing.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["old.html"]
 

@@ -22,16 +22,11 @@ from chainrule import Value, gradcheck, no_grad, numerical_grad, topological_ord
 from chainrule.ops import apply_op
 from chainrule.seeds import FIRST_GRAPH, NEURON, REUSED, TWICE, first_graph
 
-try:
-    import torch
-except ImportError:  # torch is a test extra; finite differences still run without it
-    torch = None
 
-needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
-
-
-def tt(x: float) -> torch.Tensor:
-    return torch.tensor(x, dtype=torch.float64, requires_grad=True)
+@pytest.fixture(scope="session")
+def tt(torch: Any) -> Callable[[float], Any]:
+    """A float64 leaf tensor of PyTorch (conftest's `torch`: skips locally without it, fails in CI)."""
+    return lambda x: torch.tensor(x, dtype=torch.float64, requires_grad=True)
 
 
 # --- every op: (chainrule function, torch function, sample points away from kinks and poles) -------
@@ -91,9 +86,8 @@ def test_binary_ops_against_finite_differences(name: str) -> None:
         assert b.grad == pytest.approx(db, rel=1e-6, abs=1e-8)
 
 
-@needs_torch
 @pytest.mark.parametrize("name", UNARY)
-def test_unary_ops_against_torch(name: str) -> None:
+def test_unary_ops_against_torch(name: str, tt: Callable[[float], Any]) -> None:
     f, tf, points = UNARY[name]
     for x in points:
         v, t = Value(x), tt(x)
@@ -105,9 +99,8 @@ def test_unary_ops_against_torch(name: str) -> None:
         assert v.grad == pytest.approx(t.grad.item(), abs=1e-10, rel=1e-10)
 
 
-@needs_torch
 @pytest.mark.parametrize("name", BINARY)
-def test_binary_ops_against_torch(name: str) -> None:
+def test_binary_ops_against_torch(name: str, tt: Callable[[float], Any]) -> None:
     f, tf, points = BINARY[name]
     for x, y in points:
         a, b, ta, tb = Value(x), Value(y), tt(x), tt(y)
@@ -192,9 +185,7 @@ def test_seed_tanh_neuron() -> None:
     assert grads == pytest.approx((-1.5, 1.0, 0.5, 0.0, 0.5), abs=1e-12)
 
 
-def test_seed_tanh_neuron_matches_torch() -> None:
-    if torch is None:
-        pytest.skip("PyTorch not installed")
+def test_seed_tanh_neuron_matches_torch(torch: Any, tt: Callable[[float], Any]) -> None:
     vals = NEURON.inputs
     o, v = NEURON.build()
     t = {k: tt(x) for k, x in vals.items()}
@@ -221,8 +212,7 @@ def test_value_used_twice_accumulates() -> None:
 # --- micrograd's own two tests, unchanged in spirit ------------------------------------------------
 
 
-@needs_torch
-def test_sanity_check() -> None:
+def test_sanity_check(torch: Any) -> None:
     x = Value(-4.0)
     z = 2 * x + 2 + x
     q = z.relu() + z * x
@@ -242,8 +232,7 @@ def test_sanity_check() -> None:
     assert xmg.grad == xt.grad.item()
 
 
-@needs_torch
-def test_more_ops() -> None:
+def test_more_ops(torch: Any) -> None:
     a = Value(-4.0)
     b = Value(2.0)
     c = a + b
@@ -291,7 +280,7 @@ def _build(lib: str, leaves: list[object], steps: list[tuple[str, int, int]]) ->
     nodes = list(leaves)
     for op, i, j in steps:
         a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
-        squash = (lambda x: x.tanh()) if lib == "cr" else torch.tanh  # keeps magnitudes tame
+        squash = lambda x: x.tanh()  # keeps magnitudes tame (a Value and a tensor alike)
         if op == "+":
             out = a + b
         elif op == "-":
@@ -324,7 +313,6 @@ def _build(lib: str, leaves: list[object], steps: list[tuple[str, int, int]]) ->
     return nodes
 
 
-@needs_torch
 @settings(max_examples=60, deadline=None)
 @given(
     leaves=st.lists(st.floats(-2, 2, allow_nan=False).filter(lambda x: abs(x + 0.37) > 1e-3),
@@ -332,7 +320,8 @@ def _build(lib: str, leaves: list[object], steps: list[tuple[str, int, int]]) ->
     steps=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 50), st.integers(0, 50)),
                    min_size=10, max_size=30),
 )
-def test_random_graphs_match_torch(leaves: list[float], steps: list[tuple[str, int, int]]) -> None:
+def test_random_graphs_match_torch(leaves: list[float], steps: list[tuple[str, int, int]],
+                                   tt: Callable[[float], Any]) -> None:
     steps = steps + [(op, i, i + 1) for i, op in enumerate(OPS)]  # every op appears at least once
     cr_leaves = [Value(x) for x in leaves]
     t_leaves = [tt(x) for x in leaves]
@@ -565,8 +554,7 @@ def test_linear_is_one_node_with_parents_b_then_weights_then_inputs() -> None:
     assert out.local_grads == (1.0, 0.5, 4.0, 2.0, -3.0)
 
 
-@needs_torch
-def test_linear_matches_torch() -> None:
+def test_linear_matches_torch(torch: Any) -> None:
     rng = random.Random(7)
     ws, xs, b0 = [rng.uniform(-2, 2) for _ in range(6)], [rng.uniform(-2, 2) for _ in range(6)], 0.3
     w, x, b = [Value(v) for v in ws], [Value(v) for v in xs], Value(b0)
@@ -618,10 +606,10 @@ def test_sum_and_mean_of_a_number_are_the_number() -> None:
 # --- ** where b·a^(b-1) has no float value: its limits, as PyTorch ---------------------------------
 
 
-@needs_torch
 @pytest.mark.parametrize(("a", "b"), [(0.0, 0.5), (0.0, 0.0), (0.0, 1.0), (0.0, 2.0), (0.0, 3.5),
                                       (1e-300, -1.01), (-1e-154, -2.0), (-1e-154, -1.0)])
-def test_power_slope_at_zero_and_past_overflow_matches_torch(a: float, b: float) -> None:
+def test_power_slope_at_zero_and_past_overflow_matches_torch(a: float, b: float,
+                                                             tt: Callable[[float], Any]) -> None:
     # sqrt at 0 has an infinite slope (not an error: the forward value is fine); a**0 is flat; a slope
     # too steep for a float is ±inf, signed as b·a^(b-1) would be.
     x = Value(a)
@@ -661,8 +649,8 @@ def _second(f: Callable[..., object], *xs: float) -> tuple[list[float], list[lis
     return [float(g) for g in first], rows
 
 
-def _torch_second(f: Callable[..., object], *xs: float) -> tuple[list[float], list[list[float]]]:
-    ts = [tt(x) for x in xs]
+def _torch_second(torch: Any, f: Callable[..., object], *xs: float) -> tuple[list[float], list[list[float]]]:
+    ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
     first = torch.autograd.grad(f(*ts), ts, create_graph=True, allow_unused=True)
     rows = []
     for g in first:
@@ -680,9 +668,8 @@ def _linear3(w0: object, w1: object, x0: object, x1: object, b: object) -> objec
     return b + w0 * x0 + w1 * x1  # type: ignore[operator]
 
 
-@needs_torch
 @pytest.mark.parametrize("name", [*UNARY, *BINARY, "linear", "pow-value-exponent", "rpow-value"])
-def test_second_derivatives_of_every_op_match_torch(name: str) -> None:
+def test_second_derivatives_of_every_op_match_torch(name: str, torch: Any) -> None:
     rng = random.Random(name)
     if name in UNARY:
         f, tf, points = UNARY[name]
@@ -700,7 +687,7 @@ def test_second_derivatives_of_every_op_match_torch(name: str) -> None:
         cases = [(g, g, (rng.uniform(-1.0, 1.0),)) for _ in range(3)]
     for f, tf, xs in cases:
         first, second = _second(f, *xs)
-        tfirst, tsecond = _torch_second(tf, *xs)
+        tfirst, tsecond = _torch_second(torch, tf, *xs)
         assert first == pytest.approx(tfirst, rel=1e-10, abs=1e-12)
         for row, trow in zip(second, tsecond, strict=True):
             assert row == pytest.approx(trow, rel=1e-9, abs=1e-11), (name, xs)
@@ -718,9 +705,9 @@ def _nth(f: Callable[[Value], Value], x0: float, n: int) -> float:
     return float(x.grad)
 
 
-@needs_torch
 @pytest.mark.parametrize("op", ["tanh", "sigmoid"])
-def test_third_derivative_of_tanh_and_sigmoid_matches_torch(op: str) -> None:
+def test_third_derivative_of_tanh_and_sigmoid_matches_torch(op: str, torch: Any,
+                                                            tt: Callable[[float], Any]) -> None:
     for x0 in (-1.7, -0.2, 0.4, 2.3):
         t = tt(x0)
         y = getattr(t, op)()
@@ -756,8 +743,10 @@ def test_create_graph_leaves_unreached_leaves_at_zero_and_accumulates_like_backw
     assert float(x.grad) == 4.0
     assert isinstance(unused.grad, Value) and unused.grad.data == 0.0  # reached, through * 0.0
     z = Value(1.0)
+    beside = x * z  # z shares x but is not behind the output below: backward never reaches it
     (x * 3.0).backward(create_graph=True)  # accumulates onto x's Value grad, as backward does
-    assert float(x.grad) == 7.0 and z.grad == 0.0
+    assert float(x.grad) == 7.0
+    assert type(z.grad) is float and z.grad == 0.0 and type(beside.grad) is float and beside.grad == 0.0
 
 
 def test_create_graph_on_a_batch_is_refused_clearly() -> None:
@@ -794,10 +783,15 @@ def test_abs_is_an_op_with_slope_zero_at_zero_as_torch() -> None:
         y.backward()
         expected = {-2.0: -1.0, 0.0: 0.0, 3.0: 1.0}[x0]
         assert x.grad == expected
-        if torch is not None:
-            t = tt(x0)
-            t.abs().backward()
-            assert x.grad == t.grad.item()
+
+
+def test_abs_slope_matches_torch(tt: Callable[[float], Any]) -> None:
+    for x0 in (-2.0, 0.0, 3.0):
+        x = Value(x0)
+        abs(x).backward()
+        t = tt(x0)
+        t.abs().backward()
+        assert x.grad == t.grad.item()
 
 
 # --- threads, in-place edits, pickling --------------------------------------------------------------

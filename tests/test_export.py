@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 import os
@@ -14,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REQUIRE
+from conftest import oracle
 
 from chainrule import Value, from_torch, to_torch
 from chainrule.data import make_moons
 from chainrule.losses import hinge, l2
 from chainrule.nn import ACTIVATIONS, MLP, Layer, Neuron
 
-# This whole file is about torch: skipped without it, except in CI where a missing oracle fails.
-torch = importlib.import_module("torch") if REQUIRE else pytest.importorskip("torch")
+# This whole file is about torch (its parametrizations name torch's dtypes, so the module is imported at
+# collection): skipped without it, except in CI where a missing oracle fails.
+torch = oracle("torch")
 nn = torch.nn
 
 ROOT = Path(__file__).parent.parent

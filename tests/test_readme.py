@@ -45,3 +45,24 @@ def test_every_make_command_the_readme_names_exists() -> None:
         # -n: print the recipe without running it; an unknown target exits 2 ("No rule to make target").
         proc = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, f"README says `make {target}`, but: {proc.stderr.strip()}"
+
+
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def test_every_torch_install_the_readme_shows_takes_the_cpu_index() -> None:
+    # On Linux, PyPI's torch is the multi-GB CUDA build: each install command names PyTorch's CPU index.
+    installs = [line for line in TEXT.splitlines() if re.search(r"pip install.*torch|torch.*make test", line)]
+    assert len(installs) >= 3, installs  # the test extras, torch alone, the torch extra
+    for line in installs:
+        assert f"--index-url {CPU_INDEX}" in line or f"--extra-index-url {CPU_INDEX}" in line \
+            or f"PIP_EXTRA_INDEX_URL={CPU_INDEX} make test" in line, line
+
+
+def test_the_readme_pins_torch_as_pyproject_does() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = {r for extra in project["optional-dependencies"].values() for r in extra if r.startswith("torch")}
+    assert len(pins) == 1, pins
+    assert set(re.findall(r"torch==[0-9.]+[0-9]", TEXT)) == pins

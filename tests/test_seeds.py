@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -75,8 +76,7 @@ def test_gradients_agree_with_finite_differences(example: Example) -> None:
 
 @pytest.mark.parametrize("example", [*EXAMPLES, Example("", "", NEURON.inputs, neuron_by_exp)],
                          ids=lambda e: e.graph.__name__)
-def test_gradients_agree_with_pytorch(example: Example) -> None:
-    torch = pytest.importorskip("torch")
+def test_gradients_agree_with_pytorch(example: Example, torch: Any) -> None:
     # The same function runs on float64 tensors: Values and tensors share + - * / ** tanh exp.
     leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in example.inputs.values()]
     out = example.graph(*leaves)

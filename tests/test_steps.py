@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 from conftest import demo_mlp
 
@@ -74,7 +77,9 @@ def test_the_stepper_replays_a_batched_mlp_loss_to_the_engines_grads() -> None:
     for v in run.order:
         np.testing.assert_array_equal(run.grads[id(v)], v.grad)  # bit for bit: it is the same loop
     assert all(type(p.grad) is float for p in model.parameters())
-    assert all(str(s) for s in run.steps)  # arrays and batch sums print without crashing
+    for i, s in enumerate(run.steps):  # arrays and batch sums print as the step they are
+        shape = rf" *{i + 1}\. .* \({re.escape(s.node.op)}\) → .*: grad\(.*\) \+= .* × .* = .* → "
+        assert re.match(shape, str(s)), str(s)
     assert any("]" in str(s) for s in run.steps)
 
 
@@ -165,3 +170,52 @@ def test_forward_steps_leave_out_what_does_not_depend_on_an_input() -> None:
     assert [s.node for s in steps] == [root]
     assert str(steps[0]) == "  1. *:18.0000 (*): ṫ = 9.0000 × ṫ(x) = 9.0000 × 1.0000 = 9.0000"
     assert len(forward_steps(root, x)) == 2  # every leaf an input: k depends on c, so it has a step
+
+
+def test_why_not_finite_names_the_edge_where_inf_or_nan_first_appeared() -> None:
+    from chainrule.viz.steps import why_not_finite
+
+    x, y = Value(0.0, "x"), Value(0.0, "y")
+    s = x**0.5  # an infinite slope at 0 ...
+    s.label = "s"
+    r = (s * y).tanh() * 3.0  # ... times grad(s) = y·(...) = 0
+    r.backward()
+    reasons = why_not_finite(r)
+    assert math.isnan(x.grad) and y.grad == 0.0
+    assert set(reasons) == {id(x)}  # finite grads (y, s, r...) have no reason
+    assert reasons[id(x)] == "nan: 0 × inf in the chain rule (s (**) → x: local inf × upstream 0)"
+    q = (s * 2.0).tanh() * 0.0 + x  # nan reaches x through two nodes, then x's own edge adds 1
+    assert why_not_finite(q)[id(x)] == reasons[id(x)]
+
+    z = Value(0.0, "z")
+    assert why_not_finite(z**0.5) == {id(z): "inf: the local derivative of ** is inf (**:0.0000 → z)"}
+    w = Value(0.0, "w")
+    assert why_not_finite(w**0.5 - w**0.5) == {id(w): "nan: inf + -inf where two paths meet at w"}
+    big = Value(1e-10, "big")
+    t = big.log() * 1e300 + big.log() * 1e300
+    assert why_not_finite(t)[id(big)].startswith("inf: local × upstream is too large for a float (log:")
+    u = Value(1e-10, "u")
+    assert why_not_finite(u.log() * 1.5e298 + u.log() * 1.5e298) == {
+        id(u): "inf: the sum of the paths into u is too large for a float"}
+    assert why_not_finite(Value(2.0) * Value(3.0)) == {}
+
+
+def test_why_not_finite_leaves_the_grads_alone() -> None:
+    from chainrule.viz.steps import why_not_finite
+
+    x = Value(0.0, "x")
+    out = x**0.5
+    why_not_finite(out)
+    assert x.grad == 0.0 and out.grad == 0.0  # the replay restores the engine's grads
+
+
+def test_why_not_finite_leaves_a_batch_out() -> None:
+    import numpy as np
+
+    from chainrule.viz.steps import why_not_finite
+
+    x = Value(np.array([0.0, 1.0]), "x")
+    out = (x**0.5).sum()
+    out.backward()
+    assert np.isinf(x.grad[0])  # type: ignore[index]
+    assert why_not_finite(out) == {}  # one reason cannot speak for a batch's elements

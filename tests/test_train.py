@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -80,8 +81,7 @@ def test_seven_classes_with_cross_entropy() -> None:
 
 
 @pytest.mark.parametrize("loss", train.LOSSES)
-def test_one_step_moves_every_weight_as_pytorch_does(loss: str) -> None:
-    torch = pytest.importorskip("torch")
+def test_one_step_moves_every_weight_as_pytorch_does(loss: str, torch: Any) -> None:
     F = torch.nn.functional
     model, X, y = _small(2 if loss == "ce" else 1)
     layers = [(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64,

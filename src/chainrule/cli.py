@@ -289,12 +289,16 @@ def _add_graph_parser(subparsers: _SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
-    from chainrule.expr import gradients
+    from chainrule.expr import EvalError, gradients
     from chainrule.viz import GraphTooLargeError, backward_steps, check_target, render
+    from chainrule.viz.steps import why_not_finite
 
     # Everything that can go wrong is checked before any gradient is printed.
     with _refused():
-        root, leaves = gradients(args.expr, args.at)
+        try:
+            root, leaves = gradients(args.expr, args.at)
+        except EvalError as err:  # well formed, but the engine refused the arithmetic: in its words, exit 1
+            raise _Failed(str(err)) from None
     params = [n.strip() for n in args.params.split(",") if n.strip()]
     unknown = [n for n in params if n not in leaves]
     if unknown:
@@ -314,6 +318,13 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     print(f"{args.expr.strip()} = {root.data:.4f}")
     for name, leaf in leaves.items():
         print(f"  dL/d{name:<{width}} = {leaf.grad: .4f}")
+    reasons = {} if all(math.isfinite(leaf.grad) for leaf in leaves.values()) else why_not_finite(root)
+    by_reason: dict[str, list[str]] = {}
+    for name, leaf in leaves.items():
+        if id(leaf) in reasons:
+            by_reason.setdefault(reasons[id(leaf)], []).append(f"dL/d{name}")
+    for reason, grads in by_reason.items():
+        print(f"note: {', '.join(grads)} = {reason}", file=sys.stderr)
     if args.steps and not root.parents:
         print(f"{args.expr.strip()} is a leaf: backward has no edges to step through")
     elif args.steps:

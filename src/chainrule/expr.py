@@ -48,6 +48,11 @@ class ExprError(ValueError):
         super().__init__(f"{source} error at column {column}: {message}")
 
 
+class EvalError(ExprError):
+    """A well-formed expression whose arithmetic the engine refused (1/0, log(0), exp(1000)): the message is
+    the engine's own, naming the op and its operands, after the column of the operator."""
+
+
 # ----- tokens -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -343,6 +348,10 @@ def _apply(node: BinOp | Neg | Call, args: list[Value]) -> Value:
     return a**b
 
 
+def _op_text(node: BinOp | Neg | Call) -> str:
+    return node.op if isinstance(node, BinOp) else node.func if isinstance(node, Call) else "-"
+
+
 def _children(node: Node) -> list[Node]:
     if isinstance(node, BinOp):
         return [node.left, node.right]
@@ -358,7 +367,8 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
 
     Returns (root, leaves by name). The caller must give exactly the names the tree uses:
     a missing or unused name raises `ExprError` before anything is computed. Arithmetic that
-    fails or overflows (log(-1), 1/0, 10**400) raises `ExprError` pointing at the operator.
+    fails or overflows (log(-1), 1/0, 10**400) raises `EvalError` pointing at the operator, with the
+    engine's message.
     """
     used = names(tree)
     missing = [n for n in used if n not in env]
@@ -386,17 +396,14 @@ def build(tree: Node, env: Mapping[str, float]) -> tuple[Value, dict[str, Value]
             args = [results[id(child)] for child in _children(node)]
             try:
                 out = _apply(node, args)
-                # Only the value must be finite: an infinite slope (x**0.5 at 0) is a limit, as in PyTorch.
-                finite = math.isfinite(out.data)
-            except OverflowError:
-                raise ExprError("overflow: the result is too large", node.pos + 1) from None
-            except ZeroDivisionError:
-                raise ExprError("division by zero", node.pos + 1) from None
-            except (ArithmeticError, ValueError, TypeError) as err:  # e.g. (-8)**(1/3) is complex
+            except (ArithmeticError, ValueError, TypeError) as err:  # the engine's: 1/0, log(0), (-8)**(1/3)
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-                raise ExprError(f"cannot compute: {reason}", node.pos + 1) from None
-            if not finite:
-                raise ExprError("overflow: the result is not a finite number", node.pos + 1)
+                raise EvalError(reason, node.pos + 1) from None
+            # Only the value must be finite: an infinite slope (x**0.5 at 0) is a limit, as in PyTorch.
+            if not math.isfinite(out.data):
+                op = _op_text(node)
+                operands = f" {op} ".join(a._culprit() for a in args)  # as the engine names them
+                raise EvalError(f"{op} overflow (the result is {out.data}): {operands}", node.pos + 1)
             out.label = node.label  # its source text; a long subexpression stays unnamed
             results[id(node)] = out
     return results[id(tree)], leaves

@@ -9,6 +9,7 @@ order, local derivatives and sums are the engine's by construction, batches incl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -121,6 +122,48 @@ def backward_steps(root: Value) -> Iterator[Step]:
 def final_grads(root: Value) -> dict[int, Any]:
     """Grads after all steps, keyed by `id(value)` (root → 1.0, values without steps → 0.0)."""
     return replay(root).grads
+
+
+def why_not_finite(root: Value) -> dict[int, str]:
+    """By `id(value)`, why backward leaves that value's grad inf or nan, read off the replay's steps, e.g.
+    `nan: 0 × inf in the chain rule (s (**) → x: local inf × upstream 0)`. Values whose grad is finite
+    (or a batch) are left out. Each reason names the edge where the non-finite number first appeared: a local
+    derivative that is infinite (x**0.5 at 0) or nan, 0 × inf, a product or a sum too large for a float, or
+    inf + -inf where two paths meet; a grad that only inherits one from further down names that edge too."""
+    run = replay(root)
+    into: dict[int, list[Step]] = {}
+    for step in run.steps:
+        into.setdefault(id(step.parent), []).append(step)
+    reasons: dict[int, str] = {}
+    for v in reversed(run.order):  # a value's grad is final once every node it feeds is done: root first
+        g = _number(run.grads[id(v)])
+        if g is None or math.isfinite(g):
+            continue
+        wanted = math.isnan if math.isnan(g) else (lambda x: not math.isfinite(x))
+        found = [t for t in into.get(id(v), []) if wanted(_number(t.after) or 0.0)]
+        if not found:  # not turned inf or nan by backward's sums (a grad that was so before)
+            continue
+        s = found[0]  # where the sum first turned inf (or nan)
+        c, u, local = (_number(x) for x in (s.contribution, s.upstream, s.local))
+        if c is None or u is None or local is None:
+            continue  # a batch's number: not a float to explain
+        edge = f"{name_of(s.node)}{f' ({s.node.op})' if s.node.label else ''} → {name_of(v)}"
+        factors = f"{edge}: local {local:.5g} × upstream {u:.5g}"
+        if math.isnan(g) and not math.isnan(c):
+            reasons[id(v)] = f"nan: inf + -inf where two paths meet at {name_of(v)}"
+        elif math.isfinite(c):
+            reasons[id(v)] = f"inf: the sum of the paths into {name_of(v)} is too large for a float"
+        elif not math.isfinite(u) and not (local == 0 and math.isinf(u)):
+            reasons[id(v)] = reasons.get(id(s.node), f"{c:g}: from {name_of(s.node)}'s grad, {u:g}")
+        elif (local == 0 and math.isinf(u)) or (u == 0 and math.isinf(local)):
+            reasons[id(v)] = f"nan: 0 × inf in the chain rule ({factors})"
+        elif math.isnan(local):
+            reasons[id(v)] = f"nan: the local derivative of {s.node.op} is nan ({edge})"
+        elif math.isinf(local):
+            reasons[id(v)] = f"{c:g}: the local derivative of {s.node.op} is {local:g} ({edge})"
+        else:
+            reasons[id(v)] = f"{c:g}: local × upstream is too large for a float ({factors})"
+    return reasons
 
 
 # ----- forward mode: the tangent of d/d(input), pushed from the inputs to the output --------------------
