@@ -4,9 +4,9 @@ Every value lives in a buffer of its kind: one float64 vector for the numbers, o
 (a row per node). An instruction gathers its operands from the buffers, runs its op's rule from `RULES` on
 them, and writes its outputs as one block. Backward walks the instructions in reverse: it asks the same
 rule for the local derivatives, multiplies them by the outputs' gradient (the chain rule, in
-`_Stacked.backward`), and scatter-adds each product into the parents' gradients (`np.add.at` where a
-parent appears twice). A fused product is `linear`'s rule on matrices: its local derivatives are x and W,
-and the sums over the shared index are matrix products.
+`_Stacked.backward`), and scatter-adds each product into the parents' gradients (a sorted
+`np.add.reduceat` where a parent appears twice). A fused product is `linear`'s rule on matrices: its
+local derivatives are x and W, and the sums over the shared index are matrix products.
 """
 
 from __future__ import annotations
@@ -264,9 +264,9 @@ class _Numbers:
 
 class _Operand:
     """Where an instruction's operand comes from: its slots, as a slice when they are contiguous (a view,
-    no copy), and how to add gradients back into them (`np.add.at` only when a slot repeats)."""
+    no copy), and how to add gradients back into them (summed per slot when a slot repeats)."""
 
-    __slots__ = ("column", "index", "kind", "repeats")
+    __slots__ = ("column", "index", "kind", "order", "repeats", "starts", "unique")
 
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
         self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
@@ -276,6 +276,15 @@ class _Operand:
         else:
             self.index = np.array(slots, dtype=np.intp)
         self.repeats = len(set(slots)) < len(slots)
+        if self.repeats:
+            # A slot read by several nodes (an embedding row, a weight shared by every position) gets the
+            # sum of their gradients: sort the rows by slot once, then each step adds each run of equal
+            # slots with one reduceat, ~10x faster than np.add.at's element-by-element scatter.
+            index = np.array(slots, dtype=np.intp)
+            self.order = np.argsort(index, kind="stable")
+            ordered = index[self.order]
+            self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+            self.unique = ordered[self.starts]
 
     def gather(self, values: dict[int, Array]) -> Array:
         x = values[self.kind][self.index]
@@ -283,7 +292,7 @@ class _Operand:
 
     def add(self, grads: dict[int, Array], g: Array) -> None:
         if self.repeats:  # then index is an array (a slice never repeats)
-            np.add.at(grads[self.kind], self.index, g)  # type: ignore[arg-type]
+            grads[self.kind][self.unique] += np.add.reduceat(g[self.order], self.starts, axis=0)
         else:
             grads[self.kind][self.index] += g
 
