@@ -213,6 +213,37 @@ def test_seeds_neuron_program_and_gradients() -> None:
     assert len(prog) == 4
 
 
+# ----- linear nodes whose weights are batches (an attention's q·k and its weighted sum of v) ---------
+
+
+@pytest.mark.parametrize("w_kind", ["number", "batch"])
+@pytest.mark.parametrize("x_kind", ["number", "batch"])
+def test_rows_of_linear_nodes_over_batches_sum_as_one_step(w_kind: str, x_kind: str) -> None:
+    from chainrule.replay import _Sums
+
+    rng = np.random.default_rng(3)
+
+    def leaf(kind: str, label: str) -> Value:
+        return Value(rng.normal(size=5) if kind == "batch" else float(rng.normal()), label)
+
+    n, rows = 4, 6
+    w = [[leaf(w_kind, f"w{r}{j}") for j in range(n)] for r in range(rows)]
+    x = [leaf(x_kind, f"x{j}") for j in range(n)]
+    b = leaf("number", "b")
+    # rows of linear nodes at one depth: each row its own weights, x shared (repeated slots: summed)
+    outs = [linear(w[r], x, b).tanh() for r in range(rows)]
+    root = outs[0]
+    for o in outs[1:]:
+        root = root + o * o
+    if type(root.data) is not float:
+        root = root.sum()
+    leaves = [b, *x, *(v for row in w for v in row)]
+    _check_against_backward(root, leaves)
+    steps = chainrule.compile(root)._steps
+    # weights that are numbers make one matrix, fused into a product; weights that are batches, a _Sums
+    assert any(isinstance(s, _Sums) for s in steps) == (w_kind == "batch")
+
+
 # ----- the passes, separately ------------------------------------------------------------------------
 
 

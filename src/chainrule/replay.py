@@ -41,6 +41,9 @@ def _namespace(**overrides: Any) -> Any:
 # along its rows. A fused product's operands are matrices b (a column), W and x: linear is b + W @ x.
 _STACKED = _namespace(sum=lambda x: x.sum(axis=1) if np.ndim(x) == 2 else x)
 _MATRIX = _namespace(linear=lambda b, wx: b + wx[0] @ wx[1])
+# Stacked `linear` nodes whose weights are batches (attention: q·k, the weights times v): all their w's as
+# one array W and all their x's as X, inputs along the first axis, so linear is b + Σ W·X over that axis.
+_SUMMED = _namespace(linear=lambda b, wx: b + (wx[0] * wx[1]).sum(axis=0))
 
 
 class Program:
@@ -213,11 +216,16 @@ def _eager(op: str, parents: list[Value]) -> Value:
 # ----- the three kinds of instruction --------------------------------------------------------------------
 
 
-def _steps(instructions: list[Instruction]) -> list[_Numbers | _Stacked | _Product]:
-    steps: list[_Numbers | _Stacked | _Product] = []
+Step = Any  # _Numbers | _Stacked | _Sums | _Product: each has forward(values) and backward(values, grads)
+
+
+def _steps(instructions: list[Instruction]) -> list[Step]:
+    steps: list[Step] = []
     for ins in instructions:
         if ins.grid is not None:
             steps.append(_Product(ins))
+        elif ins.op == "linear" and ins.size > 1 and _Sums.fits(ins):
+            steps.append(_Sums(ins))
         elif ins.size == 1 and ins.kind == NUMBER and not any(ins.arg_kinds):
             last = steps[-1] if steps else None
             if not isinstance(last, _Numbers):  # a run of single nodes: one loop
@@ -326,6 +334,52 @@ class _Stacked:
             # the chain rule: local derivative times the output's grad; a number shared by a batch gets
             # the sum over the batch, as in the engine (batch.BatchSum)
             operand.add(grads, (BatchSum(local) if operand.column else local) * grad)
+
+
+class _Sums:
+    """`linear` nodes over many rows whose inputs are not one shared matrix (weights that are batches, as
+    an attention's): linear's rule read on W and X, every w and every x of the rows gathered at once, the
+    inputs along a first axis. Its local derivatives are then X and W, one array each."""
+
+    __slots__ = ("b", "ins", "instructions", "n", "out", "rule", "saved", "w", "x")
+
+    @staticmethod
+    def fits(ins: Instruction) -> bool:
+        """The w's all of one kind, and the x's all of one kind (so each gathers as one array)."""
+        n = (len(ins.arg_kinds) - 1) // 2
+        return n > 1 and len(set(ins.arg_kinds[1 : n + 1])) == 1 and len(set(ins.arg_kinds[n + 1 :])) == 1
+
+    def __init__(self, ins: Instruction) -> None:
+        self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
+        self.n = n = (len(ins.args) - 1) // 2
+        self.out = slice(ins.out, ins.out + ins.size)
+        kinds = ins.arg_kinds
+
+        def operand(kind: int, slots: tuple[int, ...]) -> _Operand:
+            return _Operand(kind, slots, kind == NUMBER and ins.kind != NUMBER)
+
+        self.b = operand(kinds[0], ins.args[0])
+        self.w = operand(kinds[1], tuple(s for a in ins.args[1 : n + 1] for s in a))  # w_0's rows, w_1's, ...
+        self.x = operand(kinds[n + 1], tuple(s for a in ins.args[n + 1 :] for s in a))
+        self.saved: tuple[Any, ...] = ()
+
+    def forward(self, values: dict[int, Array]) -> None:
+        shape = (self.n, self.ins.size, -1)
+        b = self.b.gather(values)
+        w, x = self.w.gather(values).reshape(shape), self.x.gather(values).reshape(shape)
+        if self.ins.kind == NUMBER:
+            w, x = w[..., 0], x[..., 0]
+        out = self.rule.forward(_SUMMED, b, w, x)
+        values[self.ins.kind][self.out] = out
+        self.saved = (out, b, w, x)
+
+    def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
+        out, b, w, x = self.saved
+        grad = grads[self.ins.kind][self.out]
+        for operand, local, flat in zip((self.b, self.w, self.x), self.rule.local(_SUMMED, out, b, w, x),
+                                        (False, True, True), strict=True):  # linear's rule: 1, then X, W
+            g = (BatchSum(local) if operand.column else local) * grad  # the chain rule, as in _Stacked
+            operand.add(grads, g.reshape(-1, *g.shape[2:]) if flat else g)
 
 
 class _Product:
