@@ -481,3 +481,21 @@ def test_import_chainrule_does_not_import_numpy() -> None:
     code = "import sys, chainrule; chainrule.compile; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_frozen_inputs_are_read_once_and_get_no_grads() -> None:
+    x, w = Value(np.array([1.0, 2.0, 3.0]), "x"), Value(0.5, "w")
+    prog = chainrule.compile((x * w).tanh().sum())
+    want = float(np.tanh(np.array([1.0, 2.0, 3.0]) * 0.5).sum())
+    prog.freeze([x])
+    x.data = np.array([9.0, 9.0, 9.0])  # ignored: x was read when frozen
+    assert prog() == pytest.approx(want, rel=1e-15)
+    assert type(x.grad) is float and x.grad == 0.0 and w.grad != 0.0  # no grad kept for x
+    prog.freeze([])  # read at every run again
+    assert prog() == pytest.approx(float(np.tanh(np.full(3, 4.5)).sum()), rel=1e-15)
+    assert x.grad.shape == (3,)
+    with pytest.raises(ValueError, match="not an input of this program"):
+        prog.freeze([Value(1.0)])
+    x.data = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="compile the graph again"):
+        prog.freeze([x])

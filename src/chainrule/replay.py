@@ -58,9 +58,12 @@ class Program:
         self._values = {k: np.zeros((n,) if k == NUMBER else (n, k)) for k, n in plan.sizes.items()}
         self._grads = {k: np.zeros_like(v) for k, v in self._values.items()}
         self._steps = _steps(plan.instructions)
-        self._numbers = plan.leaves.get(NUMBER, [])  # the number inputs read from their Values
-        self._read: slice | NDArray[np.intp] = slice(0, len(self._numbers))  # ... and their slots
-        self._batches = [(k, ls) for k, ls in plan.leaves.items() if k != NUMBER]
+        self._held: set[int] = set()  # ids of the number inputs the caller keeps in `numbers` (hold)
+        self._frozen: set[int] = set()  # ids of the inputs whose data was read once (freeze)
+        self._numbers: list[Value] = []  # the number inputs read from their Values at each run ...
+        self._read: slice | NDArray[np.intp] = slice(0)  # ... and their slots
+        self._batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind: (slot, leaf) read each run
+        self._refresh()
 
     def __len__(self) -> int:
         """The number of forward instructions (backward has as many)."""
@@ -122,12 +125,33 @@ class Program:
         missing = next((leaf for leaf in leaves if id(leaf) not in where), None)
         if missing is not None:
             raise ValueError(f"not a number input of this program: {missing!r}")
-        slots = np.array([where[id(leaf)] for leaf in leaves], dtype=np.intp)
-        held = set(slots.tolist())
-        free = [slot for slot in range(len(inputs)) if slot not in held]
+        self._held = {id(leaf) for leaf in leaves}
+        self._refresh()
+        return np.array([where[id(leaf)] for leaf in leaves], dtype=np.intp)
+
+    def freeze(self, leaves: list[Value]) -> None:
+        """Read these inputs' data now, once: later runs neither read them again nor add into their
+        `.grad` (data a training loop never changes, as a full batch's columns: nothing reads their
+        gradients). `freeze([])` reads every input at each run again. Raises ValueError for a Value that
+        is not an input of this program, or whose data changed kind or length since compile."""
+        inputs = {id(leaf) for ls in self.plan.leaves.values() for leaf in ls}
+        missing = next((leaf for leaf in leaves if id(leaf) not in inputs), None)
+        if missing is not None:
+            raise ValueError(f"not an input of this program: {missing!r}")
+        self._frozen = set()
+        self._refresh()
+        self._read_inputs()  # every input as it is now, the frozen ones included
+        self._frozen = {id(leaf) for leaf in leaves}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        inputs = self.plan.leaves.get(NUMBER, [])
+        skip = self._held | self._frozen
+        free = [slot for slot, leaf in enumerate(inputs) if id(leaf) not in skip]
         self._numbers = [inputs[slot] for slot in free]
-        self._read = np.array(free, dtype=np.intp) if held else slice(0, len(inputs))
-        return slots
+        self._read = slice(0, len(inputs)) if len(free) == len(inputs) else np.array(free, dtype=np.intp)
+        self._batches = [(k, [(j, leaf) for j, leaf in enumerate(ls) if id(leaf) not in self._frozen])
+                         for k, ls in self.plan.leaves.items() if k != NUMBER]
 
     @property
     def numbers(self) -> Array:
@@ -149,9 +173,9 @@ class Program:
                 if getattr(leaf.data, "ndim", 0) != 0:
                     raise self._changed(leaf, NUMBER) from None
             raise
-        for kind, leaves in self._batches:
+        for kind, pairs in self._batches:
             rows = self._values[kind]
-            for j, leaf in enumerate(leaves):
+            for j, leaf in pairs:
                 x = leaf.data
                 if not isinstance(x, np.ndarray) or x.shape != (kind,):
                     raise self._changed(leaf, kind)
@@ -170,9 +194,9 @@ class Program:
         numbers = self._numbers
         for leaf, g in zip(numbers, grads[NUMBER][self._read].tolist(), strict=True):
             leaf.grad += g
-        for kind, leaves in self._batches:
+        for kind, pairs in self._batches:
             rows = grads[kind]
-            for j, leaf in enumerate(leaves):
+            for j, leaf in pairs:
                 leaf.grad = leaf.grad + rows[j]  # a new array: never a view of this program's buffers
 
     def _explain(self, instructions: list[Instruction], err: Exception) -> None:

@@ -187,6 +187,9 @@ class _CompiledPass:
             outputs = self.model(_batched_inputs(self.task.X))
             self.heads[:] = outputs if isinstance(outputs, list) else [outputs]
             self.program = compile(self.task.loss_of(outputs, self.model.parameters()), outputs=self.heads)
+            params = {id(p) for p in self.opt.params}
+            # The points, the labels and the constants never change in a fit: read once, no grads kept.
+            self.program.freeze([leaf for leaf in self.program.inputs if id(leaf) not in params])
             self.step = ArrayStep(self.opt)
         program = self.program
         loss = self.step(program)  # the losses' stable forms are ops (a detached max): replay recomputes them
@@ -322,7 +325,8 @@ def fit(
     if not isinstance(health, bool):
         raise ValueError(f"health must be True or False, got {health!r}")
     opt = optimizer if optimizer is not None else default_optimizer(model, loss, steps=steps)
-    names = {id(p): name for name, p in model.named_parameters()}
+    named = {id(p): name for name, p in model.named_parameters()}
+    names = [named.get(id(p), "?") for p in opt.params]  # for Diverged: which weight stopped being finite
     task = Task(points, labels, loss, l2)
     run = _MODES[mode](model, task, opt)
     recorder = Recorder(model, steps) if health else None
@@ -341,8 +345,7 @@ def fit(
                         value, scores = run()
                 except (ArithmeticError, ValueError) as err:  # an op overflowed or left its domain: it says
                     raise Diverged(k, str(err).splitlines()[0][:200]) from None
-                _check_diverged(k, value, history.loss[0] if history.loss else value, run.data(),
-                                [names.get(id(p), "?") for p in opt.params])
+                _check_diverged(k, value, history.loss[0] if history.loss else value, run.data(), names)
                 if recording and recorder is not None:  # (`recording` says it; mypy needs it said again)
                     recorder.record(k)
                 history.loss.append(value)
