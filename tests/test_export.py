@@ -313,7 +313,8 @@ def test_without_torch_one_line_says_what_to_install(call):
     assert proc.returncode == 0, proc.stderr
     name = call.split("(")[0]
     assert proc.stdout == (f"'chainrule.{name} needs PyTorch, which is not installed: "
-                           f"pip install \"chainrule[torch]\"'\n")
+                           f"pip install \"chainrule[torch]\" --extra-index-url "
+                           f"https://download.pytorch.org/whl/cpu'\n")
 
 
 def test_the_torch_extra_keeps_the_exact_pin():

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["from_torch", "to_torch"]
 
-INSTALL = 'pip install "chainrule[torch]"'
+# PyTorch's CPU index: without it pip may pick the multi-GB CUDA build of torch.
+INSTALL = 'pip install "chainrule[torch]" --extra-index-url https://download.pytorch.org/whl/cpu'
 # chainrule's activation -> the torch.nn class computing it ('linear' is no module on the way out,
 # and a Linear followed directly by another Linear, or by nn.Identity, on the way in).
 _TORCH_NAMES: dict[str, str] = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid", "linear": "Identity"}
