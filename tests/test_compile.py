@@ -499,3 +499,22 @@ def test_frozen_inputs_are_read_once_and_get_no_grads() -> None:
     x.data = np.array([1.0, 2.0])
     with pytest.raises(ValueError, match="compile the graph again"):
         prog.freeze([x])
+
+
+def test_a_layer_over_frozen_inputs_skips_their_gradients_and_keeps_the_weights() -> None:
+    X, y = make_moons(n_samples=30, noise=0.1, random_state=1)
+    model = MLP(2, [8, 1], "tanh", "linear", rng=random.Random(2))
+    xs = [Value(X[:, 0].copy(), "x0"), Value(X[:, 1].copy(), "x1")]
+    loss = losses.hinge(model(xs), 2 * y - 1)
+    loss.backward()
+    want = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    for x in xs:
+        x.grad = 0.0
+    prog = chainrule.compile(loss)
+    prog.freeze(xs)
+    assert prog() == pytest.approx(loss.data, rel=1e-14)
+    assert [p.grad for p in model.parameters()] == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert [type(x.grad) for x in xs] == [float, float]  # frozen: no gradient computed for them
+    (layer, *_) = [s for s in prog._steps if hasattr(s, "x")]  # the first layer's product reads xs
+    assert not layer.x.needed and layer.w.needed

@@ -143,6 +143,14 @@ class Program:
         self._read_inputs()  # every input as it is now, the frozen ones included
         self._frozen = {id(leaf) for leaf in leaves}
         self._refresh()
+        frozen: dict[int, set[int]] = {}
+        for kind, ls in self.plan.leaves.items():
+            frozen[kind] = {slot for slot, leaf in enumerate(ls) if id(leaf) in self._frozen}
+        for step in self._steps:  # backward skips the gradients nothing reads
+            operands = getattr(step, "operands", None) or [getattr(step, n) for n in ("b", "w", "x")
+                                                            if hasattr(step, n)]
+            for operand in operands:
+                operand.mark(frozen)
 
     def _refresh(self) -> None:
         inputs = self.plan.leaves.get(NUMBER, [])
@@ -298,10 +306,12 @@ class _Operand:
     """Where an instruction's operand comes from: its slots, as a slice when they are contiguous (a view,
     no copy), and how to add gradients back into them (summed per slot when a slot repeats)."""
 
-    __slots__ = ("column", "index", "kind", "order", "repeats", "starts", "unique")
+    __slots__ = ("column", "index", "kind", "needed", "order", "repeats", "slots", "starts", "unique")
 
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
         self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
+        self.slots = slots
+        self.needed = True  # False when every slot is a frozen input: nothing reads its gradient
         first = slots[0]
         if slots == tuple(range(first, first + len(slots))):
             self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))
@@ -317,6 +327,9 @@ class _Operand:
             ordered = index[self.order]
             self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
             self.unique = ordered[self.starts]
+
+    def mark(self, frozen: dict[int, set[int]]) -> None:
+        self.needed = not frozen.get(self.kind) or not set(self.slots) <= frozen[self.kind]
 
     def gather(self, values: dict[int, Array]) -> Array:
         x = values[self.kind][self.index]
@@ -357,7 +370,8 @@ class _Stacked:
         for operand, local in zip(self.operands, self.rule.local(_STACKED, out, *xs)):  # noqa: B905
             # the chain rule: local derivative times the output's grad; a number shared by a batch gets
             # the sum over the batch, as in the engine (batch.BatchSum)
-            operand.add(grads, (BatchSum(local) if operand.column else local) * grad)
+            if operand.needed:
+                operand.add(grads, (BatchSum(local) if operand.column else local) * grad)
 
 
 class _Sums:
@@ -402,8 +416,9 @@ class _Sums:
         grad = grads[self.ins.kind][self.out]
         for operand, local, flat in zip((self.b, self.w, self.x), self.rule.local(_SUMMED, out, b, w, x),
                                         (False, True, True), strict=True):  # linear's rule: 1, then X, W
-            g = (BatchSum(local) if operand.column else local) * grad  # the chain rule, as in _Stacked
-            operand.add(grads, g.reshape(-1, *g.shape[2:]) if flat else g)
+            if operand.needed:
+                g = (BatchSum(local) if operand.column else local) * grad  # the chain rule, as in _Stacked
+                operand.add(grads, g.reshape(-1, *g.shape[2:]) if flat else g)
 
 
 class _Product:
@@ -435,7 +450,10 @@ class _Product:
         grad = grads[self.ins.kind][self.out].reshape(self.shape)
         db, dw, dx = self.rule.local(_MATRIX, out, b, w, x)  # linear's rule: 1, then x, then W
         # The chain rule for every node at once: each sum over the shared index is a matrix product.
-        self.b.add(grads, BatchSum(db) * grad)  # each bias meets every column: the sum over them
-        self.w.add(grads, (grad @ dw.T).reshape(-1))
-        dxs = dx.T @ grad
-        self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs)
+        if self.b.needed:
+            self.b.add(grads, BatchSum(db) * grad)  # each bias meets every column: the sum over them
+        if self.w.needed:
+            self.w.add(grads, (grad @ dw.T).reshape(-1))
+        if self.x.needed:  # not for a first layer's frozen inputs: the largest product skipped
+            dxs = dx.T @ grad
+            self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs)
