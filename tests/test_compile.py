@@ -518,3 +518,18 @@ def test_a_layer_over_frozen_inputs_skips_their_gradients_and_keeps_the_weights(
     assert [type(x.grad) for x in xs] == [float, float]  # frozen: no gradient computed for them
     (layer, *_) = [s for s in prog._steps if hasattr(s, "x")]  # the first layer's product reads xs
     assert not layer.x.needed and layer.w.needed
+
+
+def test_inputs_without_grads_are_still_read_at_every_run() -> None:
+    x, w = Value(np.array([1.0, 2.0]), "x"), Value(0.5, "w")
+    prog = chainrule.compile((x * w).tanh().sum())
+    prog.no_grads([x])
+    x.data = np.array([3.0, -1.0])  # read: no_grads does not freeze the data
+    assert prog() == pytest.approx(float(np.tanh(np.array([1.5, -0.5])).sum()), rel=1e-15)
+    assert type(x.grad) is float and x.grad == 0.0
+    assert w.grad == pytest.approx(float((1 - np.tanh(np.array([1.5, -0.5])) ** 2) @ np.array([3.0, -1.0])))
+    prog.no_grads([])
+    prog()
+    assert x.grad.shape == (2,)
+    with pytest.raises(ValueError, match="not an input of this program"):
+        prog.no_grads([Value(2.0)])

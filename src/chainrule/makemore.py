@@ -166,6 +166,7 @@ class _Compiled:
         if self.program is None:
             root, self.leaves = self.build()
             self.program = compile(root)
+            self.program.no_grads(self.leaves)  # the tokens and weights of a batch: data, no gradients
         for leaf, data in zip(self.leaves, onehots, strict=True):
             leaf.data = data
         return self.program

@@ -60,9 +60,13 @@ class Program:
         self._steps = _steps(plan.instructions)
         self._held: set[int] = set()  # ids of the number inputs the caller keeps in `numbers` (hold)
         self._frozen: set[int] = set()  # ids of the inputs whose data was read once (freeze)
+        self._gradless: set[int] = set()  # ids of the inputs that get no gradients (no_grads)
         self._numbers: list[Value] = []  # the number inputs read from their Values at each run ...
         self._read: slice | NDArray[np.intp] = slice(0)  # ... and their slots
         self._batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind: (slot, leaf) read each run
+        self._graded: list[Value] = []  # the number inputs whose .grad a run adds into ...
+        self._write: slice | NDArray[np.intp] = slice(0)  # ... and their slots
+        self._graded_batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind, as _batches
         self._refresh()
 
     def __len__(self) -> int:
@@ -130,36 +134,55 @@ class Program:
         return np.array([where[id(leaf)] for leaf in leaves], dtype=np.intp)
 
     def freeze(self, leaves: list[Value]) -> None:
-        """Read these inputs' data now, once: later runs neither read them again nor add into their
-        `.grad` (data a training loop never changes, as a full batch's columns: nothing reads their
-        gradients). `freeze([])` reads every input at each run again. Raises ValueError for a Value that
-        is not an input of this program, or whose data changed kind or length since compile."""
-        inputs = {id(leaf) for ls in self.plan.leaves.values() for leaf in ls}
-        missing = next((leaf for leaf in leaves if id(leaf) not in inputs), None)
-        if missing is not None:
-            raise ValueError(f"not an input of this program: {missing!r}")
+        """Read these inputs' data now, once: later runs neither read them again nor compute their
+        gradients (`no_grads(leaves)`): data a training loop never changes, as a full batch's columns.
+        `freeze([])` reads every input at each run again. Raises ValueError for a Value that is not an
+        input of this program, or whose data changed kind or length since compile."""
+        self._check_inputs(leaves)
         self._frozen = set()
         self._refresh()
         self._read_inputs()  # every input as it is now, the frozen ones included
         self._frozen = {id(leaf) for leaf in leaves}
+        self.no_grads(leaves)
+
+    def no_grads(self, leaves: list[Value]) -> None:
+        """These inputs get no gradients from now on (as tensors with `requires_grad=False`): a run
+        leaves their `.grad` alone, and backward skips every gradient that only they would receive (a
+        first layer's points, a batch's one-hot tokens). Their data is still read at each run.
+        `no_grads([])` gives every input its gradient again."""
+        self._check_inputs(leaves)
+        self._gradless = {id(leaf) for leaf in leaves}
         self._refresh()
-        frozen: dict[int, set[int]] = {}
+        gradless: dict[int, set[int]] = {}
         for kind, ls in self.plan.leaves.items():
-            frozen[kind] = {slot for slot, leaf in enumerate(ls) if id(leaf) in self._frozen}
+            gradless[kind] = {slot for slot, leaf in enumerate(ls) if id(leaf) in self._gradless}
         for step in self._steps:  # backward skips the gradients nothing reads
             operands = getattr(step, "operands", None) or [getattr(step, n) for n in ("b", "w", "x")
                                                             if hasattr(step, n)]
             for operand in operands:
-                operand.mark(frozen)
+                operand.mark(gradless)
+
+    def _check_inputs(self, leaves: list[Value]) -> None:
+        inputs = {id(leaf) for ls in self.plan.leaves.values() for leaf in ls}
+        missing = next((leaf for leaf in leaves if id(leaf) not in inputs), None)
+        if missing is not None:
+            raise ValueError(f"not an input of this program: {missing!r}")
 
     def _refresh(self) -> None:
         inputs = self.plan.leaves.get(NUMBER, [])
-        skip = self._held | self._frozen
-        free = [slot for slot, leaf in enumerate(inputs) if id(leaf) not in skip]
-        self._numbers = [inputs[slot] for slot in free]
-        self._read = slice(0, len(inputs)) if len(free) == len(inputs) else np.array(free, dtype=np.intp)
-        self._batches = [(k, [(j, leaf) for j, leaf in enumerate(ls) if id(leaf) not in self._frozen])
-                         for k, ls in self.plan.leaves.items() if k != NUMBER]
+
+        def slots(skip: set[int]) -> tuple[list[Value], slice | NDArray[np.intp]]:
+            free = [slot for slot, leaf in enumerate(inputs) if id(leaf) not in skip]
+            return ([inputs[slot] for slot in free],
+                    slice(0, len(inputs)) if len(free) == len(inputs) else np.array(free, dtype=np.intp))
+
+        def batches(skip: set[int]) -> list[tuple[int, list[tuple[int, Value]]]]:
+            return [(k, [(j, leaf) for j, leaf in enumerate(ls) if id(leaf) not in skip])
+                    for k, ls in self.plan.leaves.items() if k != NUMBER]
+
+        self._numbers, self._read = slots(self._held | self._frozen)
+        self._graded, self._write = slots(self._held | self._gradless)
+        self._batches, self._graded_batches = batches(self._frozen), batches(self._gradless)
 
     @property
     def numbers(self) -> Array:
@@ -199,10 +222,10 @@ class Program:
 
     def _write_grads(self) -> None:
         grads = self._grads
-        numbers = self._numbers
-        for leaf, g in zip(numbers, grads[NUMBER][self._read].tolist(), strict=True):
+        numbers = self._graded
+        for leaf, g in zip(numbers, grads[NUMBER][self._write].tolist(), strict=True):
             leaf.grad += g
-        for kind, pairs in self._batches:
+        for kind, pairs in self._graded_batches:
             rows = grads[kind]
             for j, leaf in pairs:
                 leaf.grad = leaf.grad + rows[j]  # a new array: never a view of this program's buffers
@@ -311,7 +334,7 @@ class _Operand:
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
         self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
         self.slots = slots
-        self.needed = True  # False when every slot is a frozen input: nothing reads its gradient
+        self.needed = True  # False when every slot is an input without grads (Program.no_grads)
         first = slots[0]
         if slots == tuple(range(first, first + len(slots))):
             self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))
@@ -328,8 +351,8 @@ class _Operand:
             self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
             self.unique = ordered[self.starts]
 
-    def mark(self, frozen: dict[int, set[int]]) -> None:
-        self.needed = not frozen.get(self.kind) or not set(self.slots) <= frozen[self.kind]
+    def mark(self, gradless: dict[int, set[int]]) -> None:
+        self.needed = not gradless.get(self.kind) or not set(self.slots) <= gradless[self.kind]
 
     def gather(self, values: dict[int, Array]) -> Array:
         x = values[self.kind][self.index]
