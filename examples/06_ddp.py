@@ -14,7 +14,6 @@ CHAINRULE_DDP_STEPS sets the number of SGD steps (default 100, the demo's schedu
 # %%
 import os
 import random
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,13 +54,15 @@ def chainrule_loss(model):
 #   so both contribute 2αp and their average is 2αp, as in the full-batch loss.
 
 
-def train(rank, world_size, port, model, X, y, steps, out):
+def train(rank, world_size, store, model, X, y, steps, out):
     torch.set_num_threads(1)  # one core per process
     # NOTE: export here, in each process. A torch tensor handed to spawn's processes is moved to
     # shared memory, so both processes would step ONE set of weights: two updates per step, racing.
     net = to_torch(model)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world_size, timeout=timedelta(seconds=60))
+    # The processes meet through a file (a FileStore), not a TCP store served by rank 0: when rank 0 is
+    # done first, no server disappears under the other process (which then aborts at exit, SIGABRT).
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size,
+                            timeout=timedelta(seconds=60))
     ddp = DistributedDataParallel(net)  # copies rank 0's weights to every process, hooks into backward
     assert len(X) % world_size == 0, "DDP's average is the full-batch gradient only for equal shares"
     share = len(X) // world_size
@@ -96,11 +97,13 @@ if __name__ == "__main__":
     reference = {name: p.grad for name, p in model.named_parameters()}
     print(f"step 0 in chainrule: loss {loss.data:.4f}, accuracy {accuracy:.0%}")
 
-    # A free port on localhost for the processes to meet on: the OS picks one, we let it go for gloo.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(train, args=(WORLD_SIZE, port, model, X, y, STEPS, OUT), nprocs=WORLD_SIZE)
+    # Where the processes meet: a file that must not exist yet (gloo's pairs then talk over localhost).
+    store = (OUT / f"06_ddp_store-{os.getpid()}").resolve()
+    store.unlink(missing_ok=True)
+    try:
+        mp.spawn(train, args=(WORLD_SIZE, store, model, X, y, STEPS, OUT), nprocs=WORLD_SIZE)
+    finally:
+        store.unlink(missing_ok=True)
 
     # The gradients have the weights' shapes, so from_torch gives them chainrule's parameter names.
     net = to_torch(model)

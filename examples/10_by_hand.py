@@ -36,7 +36,8 @@ print(report)
 assert [check.name for check in report.wrong] == ["c"] and report["c"].right == -2.0
 
 # %% [markdown]
-# The report names the rule it used (`+`: ∂/∂a = 1, ∂/∂b = 1) and the numbers: grad(c) = grad(d) × 1.
+# The report names the rule it used, read with the graph's names (d = e + c: ∂d/∂c = 1), and the numbers:
+# grad(c) = grad(d) × 1.
 # Fix it, and every number is right:
 
 # %%

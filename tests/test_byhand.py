@@ -38,7 +38,7 @@ def test_a_wrong_number_gets_the_right_one_and_its_chain_rule_sum() -> None:
     text = str(report)
     assert "✗ c: you have 2.0000, backward() gives -2.0000" in text
     assert "grad(c) = grad(d) × ∂d/∂c = -2.0000 × 1.0000 = -2.0000" in text
-    assert "d = +(e, c), rule ∂/∂a = 1, ∂/∂b = 1 with a, b = e, c" in text
+    assert "d = +(e, c): ∂d/∂e = 1, ∂d/∂c = 1" in text
     assert "✓ f: 4.0000" in text
     assert report["c"] is wrong and report[v["c"]] is wrong
 
@@ -75,7 +75,8 @@ def test_without_grads_it_reads_the_grads_set_by_hand_and_changes_none() -> None
     v["w1"].grad = 2.0  # x1 = 2, so 2·0.5 = 1, not 2
     (wrong,) = check_by_hand(o).wrong
     assert wrong.name == "w1" and math.isclose(wrong.right, 1.0)
-    assert "rule ∂/∂a = b, ∂/∂b = a with a, b = x1, w1" in wrong.why()
+    assert "x1*w1 = *(x1, w1): ∂(x1*w1)/∂x1 = w1, ∂(x1*w1)/∂w1 = x1" in wrong.why()
+    assert "grad(w1) = grad(x1*w1) × ∂(x1*w1)/∂w1 = 0.5000 × 2.0000 = 1.0000" in wrong.why()
 
 
 def test_the_right_numbers_are_backwards_and_match_finite_differences() -> None:
@@ -90,6 +91,38 @@ def test_the_right_numbers_are_backwards_and_match_finite_differences() -> None:
     for check in report.checks:
         numeric = numerical_grad(lambda t, n=check.name: L_of(n, t), values[check.name])
         assert math.isclose(check.right, numeric, abs_tol=1e-6), check.name
+
+
+def test_the_rule_reads_with_the_learners_own_names_in_any_order() -> None:
+    a, b = Value(3.0, "a"), Value(4.0, "b")
+    c = b / a  # the rule of / calls its inputs a, b: here they are b, a
+    c.label = "c"
+    check = check_by_hand(c, {a: 0.0})["a"]
+    assert "c = /(b, a): ∂c/∂b = 1/a, ∂c/∂a = -b/a²" in check.why()
+    assert check.right == pytest.approx(-4.0 / 9.0)
+
+
+def test_the_figures_shown_multiply_to_the_product_shown() -> None:
+    x, y = Value(2.0, "x"), Value(1.99994, "y")
+    m = x * y
+    m.label = "m"
+    o = m * 3.50005
+    o.label = "o"
+    text = check_by_hand(o, {y: 0.0})["y"].why()
+    shown = text.splitlines()[0].split(" = ")[-2]  # "3.50005 × 2.0000" (as many decimals as it takes)
+    upstream, local = (float(t) for t in shown.split(" × "))
+    assert f"{upstream * local:.4f}" == text.splitlines()[0].split(" = ")[-1]
+
+
+def test_without_grads_only_the_labelled_values_are_the_learners() -> None:
+    a = Value(1.5, "a")
+    c = (a * a) * 2  # neither a*a nor the constant 2 has a label: not the learner's to set
+    c.label = "c"
+    c.grad, a.grad = 1.0, 6.0
+    report = check_by_hand(c)
+    assert report.ok and [ch.name for ch in report.checks] == ["c", "a"]
+    with pytest.raises(ValueError, match="has none: label the values"):
+        check_by_hand(Value(1.0) * Value(2.0))
 
 
 def test_tolerance_and_numbers_of_any_real_kind() -> None:

@@ -533,3 +533,21 @@ def test_inputs_without_grads_are_still_read_at_every_run() -> None:
     assert x.grad.shape == (2,)
     with pytest.raises(ValueError, match="not an input of this program"):
         prog.no_grads([Value(2.0)])
+
+
+def test_freeze_and_no_grads_name_different_inputs_and_both_hold() -> None:
+    x, c, w = Value(np.array([1.0, 2.0]), "x"), Value(np.array([0.5, 0.5]), "c"), Value(2.0, "w")
+    root = (x * w * c).sum()
+    for order in ("freeze first", "no_grads first"):
+        prog = chainrule.compile(root)
+        for leaf in (x, c, w):
+            leaf.grad = 0.0
+        if order == "freeze first":
+            prog.freeze([c])
+            prog.no_grads([x])
+        else:
+            prog.no_grads([x])
+            prog.freeze([c])
+        prog()
+        assert type(x.grad) is float and type(c.grad) is float, order  # neither gets a gradient
+        assert w.grad == pytest.approx(1.5), order

@@ -414,3 +414,13 @@ def test_a_run_that_blows_up_with_health_is_still_diverged() -> None:
     model, X, y = _small()
     with pytest.raises(Diverged):
         fit(model, X, y, loss="mse", optimizer=SGD(model.parameters(), lr=1e6), steps=30, health=True)
+
+
+def test_a_compiled_run_with_health_leaves_the_last_steps_grads() -> None:
+    runs = {}
+    for mode in ("batched", "compiled"):
+        model, X, y = _small()
+        fit(model, X, y, steps=120, mode=mode, health=True)  # ~50 of them recorded, on Values
+        runs[mode] = ([p.data for p in model.parameters()], [p.grad for p in model.parameters()])
+    assert runs["compiled"][0] == pytest.approx(runs["batched"][0], rel=1e-9, abs=1e-12)
+    assert runs["compiled"][1] == pytest.approx(runs["batched"][1], rel=1e-9, abs=1e-12)

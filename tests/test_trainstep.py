@@ -19,7 +19,8 @@ from chainrule.trainstep import ArrayStep
 X, Y = make_moons(40, noise=0.1, random_state=3)
 OPTIMIZERS: dict[str, Callable[[list[Value]], Optimizer]] = {
     "sgd": lambda ps: SGD(ps, lr=0.3),
-    "momentum": lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
+    "momentum": lambda ps: SGD(ps, lr=0.1, momentum=0.9),  # its first velocity is the step's grad itself
+    "momentum+decay": lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
     "adam": lambda ps: Adam(ps, lr=0.02, betas=(0.85, 0.99)),
     "adamw": lambda ps: AdamW(ps, lr=lambda k: 0.02 * (1 - k / 20)),
 }
@@ -119,6 +120,26 @@ def test_one_step_object_serves_two_programs_over_the_same_parameters() -> None:
     step.sync()
     np.testing.assert_allclose([p.data for p in model.parameters()], [p.data for p in twin.parameters()],
                                rtol=1e-12, atol=1e-12)
+
+
+def test_two_steps_may_run_one_program_in_turn() -> None:
+    a, b = Value(0.3, "a"), Value(-0.7, "b")
+    program = compile((a * b).tanh() + a * a)
+    s1, s2 = ArrayStep(SGD([a], lr=0.1)), ArrayStep(SGD([b], lr=0.1))
+    s1(program), s2(program), s1(program)  # s2 holds b, then s1 holds a again (and b is read from b)
+
+    def grads(x: float, y: float) -> tuple[float, float]:  # d/da and d/db of tanh(a·b) + a²
+        t = np.tanh(x * y)
+        return (1 - t * t) * y + 2 * x, (1 - t * t) * x
+
+    # by hand: each step moves its own parameter by -0.1 · d/dp, the other read as its Value holds it
+    x, y = 0.3, -0.7
+    x -= 0.1 * grads(x, y)[0]           # s1: a moves
+    y_s2 = y - 0.1 * grads(0.3, y)[1]   # s2: b moves, reading a from its Value (still 0.3: s1 never synced)
+    x -= 0.1 * grads(x, -0.7)[0]        # s1 again: b read from its Value (still -0.7: s2 never synced)
+    assert s1.data[0] == pytest.approx(x, rel=1e-14) and s2.data[0] == pytest.approx(y_s2, rel=1e-14)
+    s2.release()  # s1 holds the program now: releasing s2 leaves s1's hold alone
+    assert program.holder is s1
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -10,9 +10,10 @@ local derivative of its op (`RULES[op].formula`). The terms are the engine's own
     L, v = FIRST_GRAPH.build()                           # chainrule.seeds: L = (a*b + c)*f
     report = check_by_hand(L, {"L": 1, "f": 4, "d": -2, "c": 2})
     report.ok                                            # False: c is wrong
-    print(report)                                        # ✓ L, f, d; ✗ c: it is -2 = grad(d) × ∂d/∂c ...
+    print(report)    # ✓ L, f, d; ✗ c: you have 2.0000, backward() gives -2.0000, and the sum that makes it
 
-With no `grads`, the learner's numbers are the `.grad` fields they set by hand, as the lecture does.
+With no `grads`, the learner's numbers are the `.grad` fields they set by hand, as the lecture does, of
+every labelled value (an unlabelled one, such as the constant 2 of `2 * a`, is not the learner's to set).
 The graph's `.grad` fields are never changed by a check.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +59,12 @@ class Check:
             return f"grad({self.name}) = 1: the output, d{self.name}/d{self.name}"
         if not self.terms:
             return f"nothing uses {self.name} on the way to the output, so its grad is 0"
-        names = " + ".join(f"grad({_name(t.user)}) × ∂{_name(t.user)}/∂{self.name}" for t in self.terms)
-        figures = " + ".join(f"{_fmt(t.upstream)} × {_fmt(t.local)}" for t in self.terms)
+        names = " + ".join(f"grad({_name(t.user)}) × ∂{_operand(t.user)}/∂{_operand(self.value)}"
+                           for t in self.terms)
+        from chainrule.viz.steps import factors  # decimals enough for each product shown to read true
+
+        shown = [factors(t.local, t.upstream, t.contribution) for t in self.terms]
+        figures = " + ".join(f"{upstream} × {local}" for local, upstream in shown)
         lines = [f"grad({self.name}) = {names} = {figures} = {_fmt(self.right)}",
                  *dict.fromkeys(_rule(t.user) for t in self.terms)]
         if len({id(t.user) for t in self.terms}) < len(self.terms):
@@ -115,7 +121,7 @@ def check_by_hand(root: Value, grads: Mapping[Value | str, float] | None = None,
     """Check the learner's gradients of `root` (d root / d value) against `root.backward()`'s.
 
     grads: the learner's numbers by Value or by label (any subset of root's graph); None checks every
-        value's `.grad` as it is now (the lecture sets them by hand: `L.grad = 1.0`, `f.grad = 4.0`, ...).
+        labelled value's `.grad` as it is now (the lecture sets them by hand: `L.grad = 1.0`, ...).
     tolerance: a number is right within `tolerance · max(1, |right|)`, as far as the drawings' 4 decimals
         show (tanh's 1 - 0.7071² is 0.4999999999999999; 0.5 is right).
 
@@ -159,8 +165,12 @@ def check_by_hand(root: Value, grads: Mapping[Value | str, float] | None = None,
 
 def _learners(order: list[Value], grads: Mapping[Value | str, float] | None) -> dict[int, float]:
     """The learner's numbers by id(value), every key and number checked."""
-    if grads is None:
-        return {id(v): _number(v.grad, v) for v in order}
+    if grads is None:  # the labelled values: the ones a learner can name and set by hand
+        labelled = {id(v): _number(v.grad, v) for v in order if v.label}
+        if not labelled:
+            raise ValueError("check_by_hand(root) checks the .grad of every labelled value, and this graph "
+                             "has none: label the values (Value(2.0, label='a')) or pass grads={value: n}")
+        return labelled
     if not isinstance(grads, Mapping):
         raise TypeError(f"grads must map Values (or their labels) to numbers, not {type(grads).__name__}")
     members = {id(v) for v in order}
@@ -194,12 +204,22 @@ def _number(x: object, v: Value) -> float:
 
 
 def _rule(user: Value) -> str:
-    """`d = +(e, c), rule ∂/∂a = 1, ∂/∂b = 1 with a, b = e, c`: the op's formula read for this node."""
-    args = ", ".join(_name(p) for p in user.parents)
-    names = {1: "x", 2: "a, b"}.get(len(user.parents))  # the names RULES' formulas use for 1 and 2 inputs
+    """`d = e + c: ∂d/∂e = 1, ∂d/∂c = 1`: the op's formula (RULES[op].formula) read with this node's names.
+    The formulas call the inputs x (one) or a, b (two); they are replaced all at once, so a learner's own
+    `a` and `b` in another order read right (`c = b / a: ∂c/∂b = 1/a, ∂c/∂a = -b/a²`)."""
+    names = [_operand(p) for p in user.parents]
     formula = RULES[user.op].formula
-    reading = f" with {names} = {args}" if names and formula.startswith("∂/∂" + names[0]) else ""
-    return f"{_name(user)} = {user.op}({args}), rule {formula}{reading}"
+    placeholders = {1: ("x",), 2: ("a", "b")}.get(len(names), ())
+    if placeholders and formula.startswith("∂/∂" + placeholders[0]):
+        swap = dict(zip(placeholders, names, strict=True))
+        formula = re.sub(r"(?<![A-Za-z_])[abx](?![A-Za-z_])", lambda m: swap.get(m[0], m[0]), formula)
+    formula = formula.replace("∂/∂", f"∂{_operand(user)}/∂")
+    return f"{_name(user)} = {user.op}({', '.join(_name(p) for p in user.parents)}): {formula}"
+
+
+def _operand(v: Value) -> str:  # a name as it reads inside a formula: x1*w1 + x2*w2 in brackets
+    name = _name(v)
+    return name if re.fullmatch(r"[\w.]+", name) or not v.label else f"({name})"  # unlabelled: (op data)
 
 
 def _name(v: Value) -> str:

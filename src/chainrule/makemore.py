@@ -284,11 +284,12 @@ def train(model: NamesModel, words: Sequence[str], tokenizer: CharTokenizer, *, 
 
     `optimizer` defaults to Adam at 0.01 decaying to 0. `rng` draws the minibatches (a fresh
     random.Random(0) if None: never the global one). With `val_words` and `eval_every` = k, the val loss
-    is measured every k steps and after the last. `on_step(step, loss, seconds)` follows each update,
-    `on_eval(step, val_loss)` each evaluation. `health=True` records the network's health into
-    `history.health` at the steps `chainrule.health.schedule(steps)` names, as `train.fit` does (in compiled
-    mode those steps run batched: a replayed program builds no graph to read; a GPT's run eager, so that
-    no padding enters the statistics). Raises `Diverged` if the
+    is measured every k steps and after the last (in compiled mode the model's Values are brought up to
+    date for it; the parameters live in arrays in between, chainrule.trainstep). `on_step(step, loss,
+    seconds)` follows each update, `on_eval(step, val_loss)` each evaluation. `health=True` records the
+    network's health into `history.health` at the steps `chainrule.health.schedule(steps)` names, as
+    `train.fit` does (in compiled mode those steps run batched: a replayed program builds no graph to
+    read; a GPT's run eager, so that no padding enters the statistics). Raises `Diverged` if the
     loss stops being a finite number."""
     _check_count("steps", steps)
     _check_count("batch", batch)

@@ -97,7 +97,8 @@ class SGD(Optimizer):
         if self.weight_decay:
             g = g + self.weight_decay * p
         if self.momentum:
-            g = g if self.velocity is None else self.momentum * self.velocity + g
+            # np.array(g): a copy, never the caller's own array (ArrayStep refills its grad in place)
+            g = np.array(g) if self.velocity is None else self.momentum * self.velocity + g
             self.velocity = g
         return p - lr * g
 

@@ -60,7 +60,9 @@ class Program:
         self._steps = _steps(plan.instructions)
         self._held: set[int] = set()  # ids of the number inputs the caller keeps in `numbers` (hold)
         self._frozen: set[int] = set()  # ids of the inputs whose data was read once (freeze)
-        self._gradless: set[int] = set()  # ids of the inputs that get no gradients (no_grads)
+        self._gradless: set[int] = set()  # ids of the inputs that get no gradients: frozen or no_grads
+        self._no_grads: set[int] = set()  # ... of those named by no_grads
+        self.holder: object = None  # who holds the held inputs (chainrule.trainstep.ArrayStep)
         self._numbers: list[Value] = []  # the number inputs read from their Values at each run ...
         self._read: slice | NDArray[np.intp] = slice(0)  # ... and their slots
         self._batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind: (slot, leaf) read each run
@@ -118,40 +120,54 @@ class Program:
 
     # ----- inputs and outputs -----
 
-    def hold(self, leaves: list[Value]) -> NDArray[np.intp]:
+    def hold(self, leaves: list[Value], holder: object = None) -> NDArray[np.intp]:
         """Hold these number inputs in the program's own buffer from now on: a run neither reads their
         `.data` nor adds into their `.grad`; the caller writes `numbers[slots]` before a run and reads
         `number_grads[slots]` after it (chainrule.trainstep does). Returns the slots, in `leaves`' order;
-        `hold([])` gives every input back to its Value. Raises ValueError for a Value that is not a number
-        input of this program."""
+        `hold([])` gives every input back to its Value; each call replaces the last, and `holder` (who
+        holds them now) says whose they are. Raises ValueError for a Value that is not a number input of
+        this program."""
         inputs = self.plan.leaves.get(NUMBER, [])
         where = {id(leaf): slot for slot, leaf in enumerate(inputs)}
         missing = next((leaf for leaf in leaves if id(leaf) not in where), None)
         if missing is not None:
             raise ValueError(f"not a number input of this program: {missing!r}")
         self._held = {id(leaf) for leaf in leaves}
+        self.holder = holder if leaves else None
         self._refresh()
         return np.array([where[id(leaf)] for leaf in leaves], dtype=np.intp)
 
     def freeze(self, leaves: list[Value]) -> None:
         """Read these inputs' data now, once: later runs neither read them again nor compute their
-        gradients (`no_grads(leaves)`): data a training loop never changes, as a full batch's columns.
-        `freeze([])` reads every input at each run again. Raises ValueError for a Value that is not an
-        input of this program, or whose data changed kind or length since compile."""
+        gradients (as `no_grads`, which names others): data a training loop never changes, as a full
+        batch's columns. `freeze([])` reads every input at each run again; each call replaces the last.
+        Raises ValueError for a Value that is not an input of this program, or whose data changed kind or
+        length since compile (the earlier freeze then stands)."""
         self._check_inputs(leaves)
+        before = self._frozen
         self._frozen = set()
         self._refresh()
-        self._read_inputs()  # every input as it is now, the frozen ones included
+        try:
+            self._read_inputs()  # every input as it is now, the frozen ones included
+        except ValueError:
+            self._frozen = before
+            self._refresh()
+            raise
         self._frozen = {id(leaf) for leaf in leaves}
-        self.no_grads(leaves)
+        self._mark()
 
     def no_grads(self, leaves: list[Value]) -> None:
         """These inputs get no gradients from now on (as tensors with `requires_grad=False`): a run
         leaves their `.grad` alone, and backward skips every gradient that only they would receive (a
         first layer's points, a batch's one-hot tokens). Their data is still read at each run.
-        `no_grads([])` gives every input its gradient again."""
+        `no_grads([])` gives every input that is not frozen its gradient again; each call replaces the
+        last."""
         self._check_inputs(leaves)
-        self._gradless = {id(leaf) for leaf in leaves}
+        self._no_grads = {id(leaf) for leaf in leaves}
+        self._mark()
+
+    def _mark(self) -> None:
+        self._gradless = self._frozen | self._no_grads  # a frozen input gets no gradient either
         self._refresh()
         gradless: dict[int, set[int]] = {}
         for kind, ls in self.plan.leaves.items():

@@ -309,8 +309,10 @@ def fit(
     `loss`: 'hinge', 'mse' or 'bce' for a one-output model (two classes: class 1 where the output > 0), or
     'ce' (softmax cross-entropy) with one output per class. `optimizer` defaults to
     `default_optimizer(model, loss, steps=steps)`; `l2` adds l2·Σp² to the loss (micrograd's demo: 1e-4).
-    `on_step(step, loss, accuracy)` is called after each step's update. Returns the loss and accuracy per
-    step; raises `Diverged` if the run blows up, `ValueError` on bad arguments.
+    `on_step(step, loss, accuracy)` is called after each step's update (in "compiled" mode the parameters
+    live in arrays during the run, chainrule.trainstep, and the model's Values get them when fit returns or
+    raises: an `on_step` that reads the model's weights sees their first values). Returns the loss and
+    accuracy per step; raises `Diverged` if the run blows up, `ValueError` on bad arguments.
 
     `health=True` also records the network's health (chainrule.health: activations, saturated or dead
     units, gradients, update-to-data ratios) at the steps `chainrule.health.schedule(steps)` names, into

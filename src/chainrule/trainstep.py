@@ -12,12 +12,15 @@ from its first step on: `Program.hold`), replays forward and backward
 (chainrule.replay) and calls `optimizer.update(data, grad)`: the same formula `optimizer.step()` applies
 to Values, written once in chainrule.optim. A parameter the loss does not reach gets grad 0.
 
-When the Values and the arrays agree: when the step is made (it reads the Values' data), after
+When the Values and the arrays agree: when the step is made (it reads the Values' data and grads), after
 `sync()` (it writes `data` into each `.data` and the last step's `grad` into each `.grad`, as the eager
-step's `backward()` would have left them) and after `reload()` (it reads the Values' `.data` again, for
-code that changed them). In between, the Values keep the numbers of the last sync: read `step.data`,
-or sync first. `chainrule.train.fit(mode="compiled")` and `chainrule.makemore.train` sync when they return,
-on success or error, so `parameters()`, `save`, `to_torch` and the explorer see the trained numbers.
+step's `backward()` would have left them) and after `reload()` (it reads the Values' `.data` and `.grad`
+again, for code that changed them or trained a step on them). In between, the Values keep the numbers
+of the last sync: read `step.data`, or sync first; a callback of a training loop (`fit`'s `on_step`) sees
+the Values as they were at the start, unless it calls `sync`. Two steps may run one program in turn:
+each holds it again for its own parameters when it runs. `chainrule.train.fit(mode="compiled")` and
+`chainrule.makemore.train` sync when they return, on success or error, so `parameters()`, `save`,
+`to_torch` and the explorer see the trained numbers.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from chainrule.optim import Optimizer
 from chainrule.replay import Program
 
 Array = NDArray[np.float64]
-_data = operator.attrgetter("data")
+_data, _grad = operator.attrgetter("data"), operator.attrgetter("grad")
 
 
 class ArrayStep:
@@ -56,7 +59,7 @@ class ArrayStep:
         """One step with `program` (compiled from a loss over these parameters): the loss at the current
         data; then `data` holds the updated parameters and `grad` this step's gradient."""
         held = self._held.get(id(program))
-        if held is None:
+        if held is None or program.holder is not self:  # new, or held since by another step
             held = self._hold(program)
         _, inside, slots = held
         program.numbers[slots] = self.data[inside]
@@ -73,7 +76,8 @@ class ArrayStep:
         params = self.optimizer.params
         inputs = {id(leaf) for leaf in program.plan.leaves.get(NUMBER, [])}
         inside = np.array([i for i, p in enumerate(params) if id(p) in inputs], dtype=np.intp)
-        held = self._held[id(program)] = (program, inside, program.hold([params[i] for i in inside.tolist()]))
+        slots = program.hold([params[i] for i in inside.tolist()], holder=self)
+        held = self._held[id(program)] = (program, inside, slots)
         return held
 
     def sync(self) -> None:
@@ -82,16 +86,20 @@ class ArrayStep:
             p.data, p.grad = x, g
 
     def reload(self) -> None:
-        """Read the parameters' `.data` into `data` (after code changed the Values)."""
+        """Read the parameters' `.data` and `.grad` into `data` and `grad` (after code changed the Values,
+        or trained a step on them: the next `sync` then writes that step's gradient back, not an older)."""
         params = self.optimizer.params
         try:
             self.data = np.fromiter(map(_data, params), np.float64, len(params))
+            self.grad = np.fromiter(map(_grad, params), np.float64, len(params))
         except (TypeError, ValueError):
-            raise TypeError("ArrayStep trains numbers: every parameter must hold a float") from None
+            raise TypeError("ArrayStep trains numbers: every parameter must hold a float and a float grad "
+                            "(not a batch, nor a Value from backward(create_graph=True))") from None
 
     def release(self) -> None:
         """Sync, and give the parameters back to their Values: the programs read them again."""
         self.sync()
         for program, _, _ in self._held.values():
-            program.hold([])
+            if program.holder is self:
+                program.hold([])
         self._held.clear()
