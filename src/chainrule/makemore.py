@@ -173,8 +173,8 @@ class _Compiled:
 
 
 def _onehot_arrays(ids: Sequence[int], vocab: int) -> list[Any]:
-    a = np.asarray(ids)
-    return [(a == i).astype(np.float64) for i in range(vocab)]
+    """Row i: 1.0 for the examples whose token is i, else 0.0 (rows of one array: one NumPy call)."""
+    return list(np.eye(vocab)[np.asarray(ids)].T.copy())
 
 
 class _Trainer:
