@@ -50,15 +50,20 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(OUT / f"{name}.png"))
 
 
-# JS: the grad text each box shows, by box id (values `v{i}`, collapsed neurons `g{k}`).
-DISPLAYED = """() => {
+def box_texts(boxes: str, prefix: str) -> str:
+    """JS: by box id, the last text starting with `prefix` in each box `boxes` selects."""
+    return """() => {
   const out = {};
-  document.querySelectorAll('#graph g.node.value, #graph g.node.group').forEach(g => {
-    const t = [...g.querySelectorAll('text')].map(t => t.textContent).filter(s => s.startsWith('grad '));
+  document.querySelectorAll('BOXES').forEach(g => {
+    const t = [...g.querySelectorAll('text')].map(t => t.textContent).filter(s => s.startsWith('PREFIX'));
     if (t.length) out[g.id] = t[t.length - 1];
   });
   return out;
-}"""
+}""".replace("BOXES", boxes).replace("PREFIX", prefix)
+
+
+# JS: the grad text each box shows, by box id (values `v{i}`, collapsed neurons `g{k}`).
+DISPLAYED = box_texts("#graph g.node.value, #graph g.node.group", "grad ")
 
 # JS: boxes whose text sticks out of them (a tidy page has none).
 OVERFLOWING = """() => {
@@ -612,14 +617,7 @@ def test_first_view_in_a_notebook_frame_shows_the_output(browser: Any, tmp_path:
 # ----- forward mode: tangents pushed from one input to the output ------------------------------------
 
 # JS: the tangent text each box shows, by box id.
-TANGENTS = """() => {
-  const out = {};
-  document.querySelectorAll('#graph g.node.value').forEach(g => {
-    const t = [...g.querySelectorAll('text')].map(t => t.textContent).filter(s => s.startsWith('ṫ '));
-    if (t.length) out[g.id] = t[t.length - 1];
-  });
-  return out;
-}"""
+TANGENTS = box_texts("#graph g.node.value", "ṫ ")
 
 
 def test_forward_mode_steps_tangents_to_the_output_and_compares_the_counts(browser: Any,

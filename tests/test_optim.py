@@ -135,3 +135,17 @@ def test_step_changes_data_only_and_builds_no_graph(make, monkeypatch):
 def test_bad_settings_fail_loudly(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_step_on_a_batch_grad_is_refused_and_changes_nothing():
+    import numpy as np
+
+    x = Value(2.0, "x")
+    x.grad = np.array([1.0, 2.0])  # a batch's gradient left on a parameter
+    with pytest.raises(TypeError, match=r"every parameter must hold a float \.data and \.grad, not a batch"):
+        optim.SGD([x], lr=0.1).step()
+    assert x.data == 2.0
+    x.grad = 0.0
+    (x * x).backward(create_graph=True)  # x.grad is a Value, the graph of 2x: the step takes its number, 4
+    optim.SGD([x], lr=0.1).step()
+    assert x.data == pytest.approx(2.0 - 0.1 * 4.0) and type(x.data) is float

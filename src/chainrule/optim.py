@@ -21,7 +21,17 @@ from numpy.typing import NDArray
 from chainrule.engine import Value
 
 Array = NDArray[np.float64]
-_grad = operator.attrgetter("grad")
+
+
+def gather(params: list[Value], field: str) -> Array:
+    """Every parameter's `field` ("data" or "grad") as one float64 vector, in order: what `update` takes
+    (optimizer.step, chainrule.trainstep and train's divergence check read the Values this way). A grad
+    that is a Value (backward(create_graph=True)) counts as its number."""
+    try:
+        return np.fromiter(map(operator.attrgetter(field), params), np.float64, len(params))
+    except (TypeError, ValueError):
+        raise TypeError(f"an optimizer updates numbers: every parameter must hold a float .data and .grad, "
+                        f"not a batch (a .{field} is not a number)") from None
 
 Schedule = Callable[[int], float]
 
@@ -55,14 +65,9 @@ class Optimizer:
 
     def step(self) -> None:
         """One update of every parameter's data from its grad."""
-        params, n = self.params, len(self.params)
-        data = np.fromiter(map(operator.attrgetter("data"), params), np.float64, n)
-        try:
-            grads = np.fromiter(map(_grad, params), np.float64, n)
-        except (TypeError, ValueError):
-            raise TypeError("an optimizer updates numbers: every parameter's .grad must be a number (not a "
-                            "Value from backward(create_graph=True), nor a batch)") from None
-        for p, x in zip(params, self.update(data, grads).tolist(), strict=True):
+        params = self.params
+        for p, x in zip(params, self.update(gather(params, "data"), gather(params, "grad")).tolist(),
+                        strict=True):
             p.data = x
 
     def update(self, data: Array, grads: Array) -> Array:

@@ -29,7 +29,7 @@ from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
 from chainrule.health import Health, Recorder
 from chainrule.nn import MLP, Activation
-from chainrule.optim import SGD, Adam, Optimizer, linear_decay
+from chainrule.optim import SGD, Adam, Optimizer, gather, linear_decay
 from chainrule.replay import Program
 from chainrule.trainstep import ArrayStep
 
@@ -151,16 +151,12 @@ class _ValuePass:
         return float(loss.data), scores
 
     def data(self) -> npt.NDArray[np.float64]:
-        return _data_of(self.opt.params)
+        return gather(self.opt.params, "data")
 
     def sync(self) -> None:
         pass  # the Values are the parameters
 
     reload = sync
-
-
-def _data_of(params: list[Value]) -> npt.NDArray[np.float64]:
-    return np.fromiter((p.data for p in params), np.float64, len(params))
 
 
 def _batched_pass(model: MLP, task: Task, opt: Optimizer) -> _ValuePass:
@@ -196,7 +192,7 @@ class _CompiledPass:
         return loss, _class_scores(np.array([program.value(h) for h in self.heads], dtype=np.float64))
 
     def data(self) -> npt.NDArray[np.float64]:
-        return self.step.data if self.step is not None else _data_of(self.opt.params)
+        return self.step.data if self.step is not None else gather(self.opt.params, "data")
 
     def sync(self) -> None:
         if self.step is not None:

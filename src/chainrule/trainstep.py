@@ -25,17 +25,14 @@ each holds it again for its own parameters when it runs. `chainrule.train.fit(mo
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 from numpy.typing import NDArray
 
 from chainrule.ir import NUMBER
-from chainrule.optim import Optimizer
+from chainrule.optim import Optimizer, gather
 from chainrule.replay import Program
 
 Array = NDArray[np.float64]
-_data, _grad = operator.attrgetter("data"), operator.attrgetter("grad")
 
 
 class ArrayStep:
@@ -89,12 +86,7 @@ class ArrayStep:
         """Read the parameters' `.data` and `.grad` into `data` and `grad` (after code changed the Values,
         or trained a step on them: the next `sync` then writes that step's gradient back, not an older)."""
         params = self.optimizer.params
-        try:
-            self.data = np.fromiter(map(_data, params), np.float64, len(params))
-            self.grad = np.fromiter(map(_grad, params), np.float64, len(params))
-        except (TypeError, ValueError):
-            raise TypeError("ArrayStep trains numbers: every parameter must hold a float and a float grad "
-                            "(not a batch, nor a Value from backward(create_graph=True))") from None
+        self.data, self.grad = gather(params, "data"), gather(params, "grad")
 
     def release(self) -> None:
         """Sync, and give the parameters back to their Values: the programs read them again."""
