@@ -244,6 +244,30 @@ def test_rows_of_linear_nodes_over_batches_sum_as_one_step(w_kind: str, x_kind: 
     assert any(isinstance(s, _Sums) for s in steps) == (w_kind == "batch")
 
 
+def test_a_layer_over_positions_of_batches_is_one_product() -> None:
+    """A sequence model's layer: the same weights (and one shared b) at every position, each position's
+    inputs batches. The grid is rows × positions, each cell a batch: one product b + W @ X, X holding the
+    positions' batches side by side."""
+    from chainrule.replay import _Product, _Sums
+
+    rng = np.random.default_rng(5)
+    n, rows, positions, batch = 3, 4, 5, 6
+    w = [[Value(float(rng.normal()), f"w{r}{j}") for j in range(n)] for r in range(rows)]
+    b = Value(0.25, "b")
+    xs = [[Value(rng.normal(size=batch), f"x{t}{j}") for j in range(n)] for t in range(positions)]
+    outs = [[linear(w[r], x, b).tanh() for r in range(rows)] for x in xs]
+    terms = [(o * o * (t + 1.0) + o).sum() for t, row in enumerate(outs) for o in row]
+    root = terms[0]
+    for term in terms[1:]:
+        root = root + term
+    _check_against_backward(root, [b, *(v for row in w for v in row), *(v for x in xs for v in x)])
+    g = capture(root)
+    products = [s for s in fuse(g, vectorize(g)) if isinstance(s, Product)]
+    assert [(len(p.grid), len(p.grid[0])) for p in products] == [(rows, positions)]
+    steps = chainrule.compile(root)._steps
+    assert sum(isinstance(s, _Product) for s in steps) == 1 and not any(isinstance(s, _Sums) for s in steps)
+
+
 # ----- the passes, separately ------------------------------------------------------------------------
 
 

@@ -134,8 +134,9 @@ def vectorize(graph: Graph) -> Iterator[Group]:
 
 def fuse(graph: Graph, groups: Iterable[Group]) -> Iterator[Group | Product]:
     """A group of `linear` nodes that form a grid (every row's b and weights meet every column's inputs,
-    each pair once) becomes one Product: a layer of neurons on a batch, or on every example at once.
-    Weights and biases must be numbers; the inputs numbers, or batches with one column."""
+    each pair once) becomes one Product: a layer of neurons on a batch, on every example at once, or on
+    every position of a sequence (columns of batches). Weights and biases must be numbers; the inputs
+    all numbers or all batches of one length."""
     return (_product(graph, g) or g if g.op == "linear" else g for g in groups)
 
 
@@ -151,8 +152,6 @@ def _product(graph: Graph, group: Group) -> Product | None:
              for i, p in zip(group.nodes, ps, strict=True)}
     if len(where) != len(group.nodes) or len(rows) * len(cols) != len(where):
         return None  # not a full grid: some neuron misses some example (or a node repeats)
-    if kinds[-1] != 0 and len(cols) > 1:
-        return None  # batches as inputs: one column, the batch is the product's other axis
     grid = [[where[r, c] for c in range(len(cols))] for r in range(len(rows))]
     row_keys, col_keys = list(rows), list(cols)
     return Product(grid, [k[0] for k in row_keys], [list(k[1:]) for k in row_keys],

@@ -76,10 +76,12 @@ def rmsnorm(x: Sequence[Value], eps: float = 1e-5) -> list[Value]:
 
 
 def _sum(xs: Sequence[Value]) -> Value:
-    out = xs[0]  # left to right, as Python's sum() (0 + x0 is x0) without its `0 +` node
-    for x in xs[1:]:
-        out = out + x
-    return out
+    """x0 + x1 + ... as one `linear` node (weights 1, bias 0): the floats of Python's sum() left to right
+    (0 + 1·x0 is x0), and one node at one depth whatever the count, so the softmaxes of a sequence's
+    positions (p + 1 terms at position p) line up depth by depth and compile into the same instructions
+    (a chain of `+` would put each position one level deeper than the last)."""
+    one = Value(1.0)
+    return linear([one] * len(xs), xs, _zero())
 
 
 def _matrix(rows: int, cols: int, std: float, rng: random.Random, name: str) -> list[list[Value]]:
@@ -133,13 +135,16 @@ class Linear(Module):
         self.nin, self.nout = _check_count("nin", nin), _check_count("nout", nout)
         self.weight = _matrix(nout, nin, std, rng or random.Random(), name)
         self.bias = [Value(0.0, label=f"{name}.b[{i}]") for i in range(nout)] if bias else None
+        # Without biases, every output's sum starts from this one constant 0 (linear's b), at every call:
+        # the layer's nodes at all positions then share their b and weights, which is what lets compile
+        # run the layer over a whole sequence as one matrix product. Not a parameter (no update reads it).
+        self.zero = _zero()
 
     def __call__(self, x: Sequence[Value]) -> list[Value]:
         if len(x) != self.nin:
             raise ValueError(f"{self!r} got {len(x)} inputs")
         if self.bias is None:
-            zero = _zero()
-            return [linear(row, x, zero) for row in self.weight]
+            return [linear(row, x, self.zero) for row in self.weight]
         return [linear(row, x, b) for row, b in zip(self.weight, self.bias, strict=True)]
 
     def named_parameters(self) -> list[tuple[str, Value]]:

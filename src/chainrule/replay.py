@@ -463,25 +463,29 @@ class _Sums:
 class _Product:
     """A layer of `linear` nodes as b + W @ x (W: rows × n weights, x: n inputs × columns or × batch)."""
 
-    __slots__ = ("b", "ins", "instructions", "out", "rule", "saved", "shape", "w", "wshape", "x", "xshape")
+    __slots__ = ("b", "ins", "instructions", "out", "rows", "rule", "saved", "shape", "w", "wshape", "x",
+                 "xshape")
 
     def __init__(self, ins: Instruction) -> None:
         self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
         rows, cols = ins.grid or (0, 0)
         n = len(ins.args[1]) // rows
         self.out = slice(ins.out, ins.out + ins.size)
-        self.shape = (rows, cols) if ins.kind == NUMBER else (rows, ins.kind)
+        # Columns of batches (every position of a sequence) lie side by side: x is n × (columns·batch),
+        # in the order the slots hold them (input j's columns, each a batch row), as the outputs are.
+        self.shape = (rows, cols) if ins.kind == NUMBER else (rows, cols * ins.kind)
         self.b, self.w, self.x = (_Operand(k, a, False) for k, a in zip(ins.arg_kinds, ins.args, strict=True))
         self.saved: tuple[Any, ...] = ()
         self.wshape = (rows, n)
-        self.xshape = (n, cols) if ins.arg_kinds[2] == NUMBER else (n, ins.arg_kinds[2])
+        self.xshape = (n, cols) if ins.arg_kinds[2] == NUMBER else (n, cols * ins.arg_kinds[2])
+        self.rows = (-1,) if ins.kind == NUMBER else (-1, ins.kind)  # the outputs' block, a row per node
 
     def forward(self, values: dict[int, Array]) -> None:
         b = self.b.gather(values)[:, None]
         w = self.w.gather(values).reshape(self.wshape)
         x = self.x.gather(values).reshape(self.xshape)
         out = self.rule.forward(_MATRIX, b, w, x)
-        values[self.ins.kind][self.out] = out.reshape(-1) if self.ins.kind == NUMBER else out
+        values[self.ins.kind][self.out] = out.reshape(self.rows)
         self.saved = (out, b, w, x)
 
     def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
@@ -495,4 +499,4 @@ class _Product:
             self.w.add(grads, (grad @ dw.T).reshape(-1))
         if self.x.needed:  # not for a first layer's frozen inputs: the largest product skipped
             dxs = dx.T @ grad
-            self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs)
+            self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs.reshape(-1, self.x.kind))
