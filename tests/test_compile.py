@@ -268,6 +268,50 @@ def test_a_layer_over_positions_of_batches_is_one_product() -> None:
     assert sum(isinstance(s, _Product) for s in steps) == 1 and not any(isinstance(s, _Sums) for s in steps)
 
 
+@pytest.mark.parametrize("batch", [0, 4])
+def test_ragged_variadic_nodes_are_padded_into_one_instruction(batch: int) -> None:
+    """Causal attention's shape: at position p a softmax over p + 1 logits. The max and the total of every
+    position pad to the longest with their rule's neutral input (-inf, 0·0) and run as one instruction
+    each, with backward's gradients; ties in a max keep sharing its slope."""
+    from chainrule.lm import softmax
+
+    rng = np.random.default_rng(7)
+
+    def leaf(label: str) -> Value:
+        return Value(rng.normal(size=batch) if batch else float(rng.normal()), label)
+
+    leaves = [leaf(f"z{t}") for t in range(6)]
+    leaves[3].data = leaves[1].data + 0.0  # z3 ties with z1 (a copy, at every later position)
+    logits = leaves
+    terms = [p * float(q + 1) for q in range(6) for p in softmax(logits[: q + 1])]
+    root = terms[0]
+    for term in terms[1:]:
+        root = root + term.tanh()
+    if batch:
+        root = root.sum()
+    _check_against_backward(root, leaves)
+    prog = chainrule.compile(root)
+    ops = [ins.op for ins in prog.plan.instructions]
+    assert ops.count("max") == 1 and ops.count("linear") == 1, str(prog)
+    # -inf for the max, 0 for the sums' weights (numbers) and their terms (batches in a batch)
+    assert len(prog.plan.pads) == (3 if batch else 2)
+    assert prog.plan.nodes == len(chainrule.compile.__globals__["capture"](root).nodes)
+    assert all(leaf.label != "pad" or leaf.grad == 0.0 for leaf in prog.inputs)  # pads get no gradient
+
+
+def test_padding_never_joins_arities_far_apart() -> None:
+    # a 40-term sum beside 2-term ones at the same depth: padding would cost 20x, so they stay apart
+    xs = [Value(float(i)) for i in range(40)]
+    small = [linear(xs[i : i + 2], xs[i + 1 : i + 3], 0.0) for i in range(8)]
+    big = linear(xs, xs, 0.0)
+    root = big
+    for s_ in small:
+        root = root + s_
+    prog = chainrule.compile(root)
+    assert not prog.plan.pads
+    _check_against_backward(root, xs)
+
+
 # ----- the passes, separately ------------------------------------------------------------------------
 
 

@@ -29,6 +29,10 @@ class Rule(NamedTuple):
     local: Callable[..., tuple[Any, ...]]
     formula: str  # the local derivatives written out, for people (the explorer shows it)
     fails_on: str = ""  # what a domain error means for this op, for the error message
+    # A variadic op's (inputs before the variadic ones, how many lists of them, a neutral value): one more
+    # input of that value at the end of each list changes neither the output nor the others' derivatives,
+    # so compile may line up nodes of different arity (a softmax at every position of a sequence).
+    pad: tuple[int, int, float] | None = None
 
 
 class Rules(dict[str, Rule]):
@@ -66,11 +70,11 @@ RULES = Rules({
     # chain of + and * it replaces, with one node instead of 2n. Inputs are b, w0, w1, ..., x0, x1, ...
     "linear": Rule(lambda m, b, *wx: m.linear(b, wx),
                    lambda m, out, b, *wx: (1.0, *wx[len(wx) // 2 :], *wx[: len(wx) // 2]),  # x's, then w's
-                   "∂/∂b = 1, ∂/∂wᵢ = xᵢ, ∂/∂xᵢ = wᵢ"),
+                   "∂/∂b = 1, ∂/∂wᵢ = xᵢ, ∂/∂xᵢ = wᵢ", pad=(1, 2, 0.0)),  # + 0·0 changes nothing
     "sum": Rule(lambda m, x: m.sum(x), lambda m, out, x: (m.ones_like(x),), "∂/∂xᵢ = 1"),  # over a batch
     # The largest input (a softmax's shift); inputs that tie for it share its slope, as in torch.amax.
     "max": Rule(lambda m, *xs: m.maxof(xs), lambda m, out, *xs: m.ties(out, xs),
-                "∂/∂xᵢ = 1/k for the k inputs equal to the max, else 0"),
+                "∂/∂xᵢ = 1/k for the k inputs equal to the max, else 0", pad=(0, 1, float("-inf"))),
     # The identity, with slope 0: what it reads is recomputed by every interpretation (compile too), and
     # no gradient passes (torch's detach, JAX's stop_gradient).
     "detach": Rule(lambda m, x: x, lambda m, out, x: (0.0,), "∂/∂x = 0: no gradient passes"),

@@ -41,6 +41,7 @@ class Plan(NamedTuple):
     labels: dict[tuple[int, int], str]  # labelled nodes, for error messages and print(prog)
     outputs: dict[int, tuple[Value, int, int]]  # id(node) -> (node, kind, slot), for prog.value(node)
     nodes: int
+    pads: frozenset[tuple[int, int]] = frozenset()  # (kind, slot) of the leaves compile's pad added
 
 
 # ----- print(prog): the program as text -------------------------------------------------------------

@@ -69,7 +69,9 @@ class Program:
         self._graded: list[Value] = []  # the number inputs whose .grad a run adds into ...
         self._write: slice | NDArray[np.intp] = slice(0)  # ... and their slots
         self._graded_batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind, as _batches
-        self._refresh()
+        # compile's pads (neutral inputs lining up nodes of different arity) never get a gradient
+        self._pads = {id(plan.leaves[kind][slot]) for kind, slot in plan.pads}
+        self._mark() if self._pads else self._refresh()
 
     def __len__(self) -> int:
         """The number of forward instructions (backward has as many)."""
@@ -167,7 +169,7 @@ class Program:
         self._mark()
 
     def _mark(self) -> None:
-        self._gradless = self._frozen | self._no_grads  # a frozen input gets no gradient either
+        self._gradless = self._frozen | self._no_grads | self._pads  # a frozen input gets none either
         self._refresh()
         gradless: dict[int, set[int]] = {}
         for kind, ls in self.plan.leaves.items():
@@ -345,7 +347,8 @@ class _Operand:
     """Where an instruction's operand comes from: its slots, as a slice when they are contiguous (a view,
     no copy), and how to add gradients back into them (summed per slot when a slot repeats)."""
 
-    __slots__ = ("column", "index", "kind", "needed", "order", "repeats", "slots", "starts", "unique")
+    __slots__ = ("column", "index", "kind", "needed", "order", "repeated", "repeats", "slots", "starts",
+                 "unique")
 
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
         self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
@@ -356,7 +359,7 @@ class _Operand:
             self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))
         else:
             self.index = np.array(slots, dtype=np.intp)
-        self.repeats = len(set(slots)) < len(slots)
+        self.repeats = self.repeated = len(set(slots)) < len(slots)
         if self.repeats:
             # A slot read by several nodes (an embedding row, a weight shared by every position) gets the
             # sum of their gradients: sort the rows by slot once, then each step adds each run of equal
@@ -368,7 +371,11 @@ class _Operand:
             self.unique = ordered[self.starts]
 
     def mark(self, gradless: dict[int, set[int]]) -> None:
-        self.needed = not gradless.get(self.kind) or not set(self.slots) <= gradless[self.kind]
+        skip = gradless.get(self.kind, set())
+        self.needed = not skip or not set(self.slots) <= skip
+        if self.repeated:  # repeats among slots nobody reads the gradient of need no sum (a pad's)
+            wanted = [s for s in self.slots if s not in skip]
+            self.repeats = len(set(wanted)) < len(wanted)
 
     def gather(self, values: dict[int, Array]) -> Array:
         x = values[self.kind][self.index]
