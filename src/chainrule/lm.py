@@ -100,6 +100,7 @@ class Embedding(Module):
                  name: str = "emb") -> None:
         self.num, self.dim = _check_count("num", num), _check_count("dim", dim)
         self.weight = _matrix(num, dim, std, rng or random.Random(), name)
+        self.zero = _zero()  # the b of every one-hot sum, at every call: compile's product (see Linear)
 
     def __call__(self, token: Token | Value) -> list[Value]:
         """The row of `token`: an int reads the row itself (eager; the graph then depends on the token); a
@@ -114,8 +115,7 @@ class Embedding(Module):
             return self.weight[token]
         if len(token) != self.num:
             raise ValueError(f"a one-hot token needs {self.num} Values, got {len(token)}")
-        zero = _zero()
-        return [linear([row[d] for row in self.weight], token, zero) for d in range(self.dim)]
+        return [linear([row[d] for row in self.weight], token, self.zero) for d in range(self.dim)]
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return _named("weight", self.weight)

@@ -32,6 +32,7 @@ import numpy as np
 from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
 from chainrule.health import Health, Recorder
+from chainrule.ir import NUMBER
 from chainrule.lm import GPT, Bigram, CharMLP, Token, nll, one_hot, softmax
 from chainrule.nn import Module
 from chainrule.optim import SGD, Adam, Optimizer
@@ -156,8 +157,8 @@ class _Compiled:
     tokens written into the one-hot leaves (a program reads its leaves' data at every run). Every softmax's
     shift is a node of the graph (a detached max), so the replay recomputes it for each batch."""
 
-    def __init__(self, build: Callable[[], tuple[Value, list[Value]]]) -> None:
-        self.build = build
+    def __init__(self, build: Callable[[], tuple[Value, list[Value]]], params: Sequence[Value]) -> None:
+        self.build, self.params = build, params
         self.program: Program | None = None
         self.leaves: list[Value] = []
 
@@ -167,6 +168,11 @@ class _Compiled:
             root, self.leaves = self.build()
             self.program = compile(root)
             self.program.no_grads(self.leaves)  # the tokens and weights of a batch: data, no gradients
+            # The graph's own constants (a sum's weights 1, rmsnorm's eps, a layer's b = 0): read once,
+            # no gradients (the parameters are the training step's, chainrule.trainstep).
+            trained = {id(p) for p in self.params}
+            self.program.freeze([leaf for leaf in self.program.plan.leaves.get(NUMBER, [])
+                                 if id(leaf) not in trained])
         for leaf, data in zip(self.leaves, onehots, strict=True):
             leaf.data = data
         return self.program
@@ -253,7 +259,7 @@ class _Trainer:
     def _compiled(self, shape: Any, build: Callable[[], tuple[Value, list[Value]]], data: list[Any]) -> float:
         program = self.programs.get(shape)
         if program is None:
-            program = self.programs[shape] = _Compiled(build)
+            program = self.programs[shape] = _Compiled(build, self.opt.params)
         assert self.arrays is not None  # made with the trainer in compiled mode
         return self.arrays(program.ready(data))
 
