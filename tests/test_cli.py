@@ -947,7 +947,10 @@ def test_exercise_flag_writes_the_exercise_page(tmp_path: Path, capsys: pytest.C
     out = tmp_path / "ex.html"
     argv = ["graph", "(a*b + c)*f", "--at", "a=2,b=-3,c=10,f=-2", "--out", str(out), "--exercise"]
     assert cli.main(argv) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}"
+    # the value, a line saying where the exercise is, the page: no grad printed (they are the answers)
+    assert capsys.readouterr().out.splitlines() == [
+        "(a*b + c)*f = -8.0000", "the grads of a, b, c, f are the exercise: fill them in on the page",
+        f"wrote {out}"]
     exercise = page_data(out.read_text(encoding="utf-8"))["exercise"]
     assert isinstance(exercise, dict)
     assert sorted(a["text"] for a in exercise["ask"]) == sorted(["6.0000", "-4.0000", "-2.0000", "-2.0000",
@@ -977,6 +980,16 @@ def test_forward_with_an_html_out_writes_the_forward_page(tmp_path: Path,
     assert isinstance(forward, dict) and forward["counts"] == {"per_pass": 9, "forward": 45, "reverse": 9}
     assert cli.main(["graph", *NEURON, "--out", str(out)]) == 0
     assert page_data(out.read_text(encoding="utf-8"))["forward"] is None
+
+
+def test_exercise_and_steps_together_is_a_usage_error(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "g.html"
+    assert cli.main(["graph", "a*b", "--at", "a=1,b=2", "--steps", "--exercise", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not out.exists()
+    assert captured.err == ("chainrule graph: error: --exercise hides the grads that --steps prints: "
+                            "choose one\n")
 
 
 def test_exercise_and_forward_together_is_a_usage_error(tmp_path: Path,

@@ -310,17 +310,21 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         raise _UsageError("--exercise needs --out PAGE.html (the exercise is the HTML explorer)")
     if args.exercise and args.forward is not None:
         raise _UsageError("--exercise and --forward are two pages: choose one")
+    if args.exercise and args.steps:
+        raise _UsageError("--exercise hides the grads that --steps prints: choose one")
     if args.out:
         with _refused("--out: "):
             check_target(root, args.out)
 
     width = max((len(n) for n in leaves), default=1)
     print(f"{args.expr.strip()} = {root.data:.4f}")
-    for name, leaf in leaves.items():
+    if args.exercise:  # the answers stay on the page, where they are checked: none printed here
+        print(f"the grads of {', '.join(leaves)} are the exercise: fill them in on the page")
+    for name, leaf in () if args.exercise else leaves.items():
         print(f"  dL/d{name:<{width}} = {leaf.grad: .4f}")
     reasons = {} if all(math.isfinite(leaf.grad) for leaf in leaves.values()) else why_not_finite(root)
     by_reason: dict[str, list[str]] = {}
-    for name, leaf in leaves.items():
+    for name, leaf in () if args.exercise else leaves.items():
         if id(leaf) in reasons:
             by_reason.setdefault(reasons[id(leaf)], []).append(f"dL/d{name}")
     for reason, grads in by_reason.items():
