@@ -74,7 +74,7 @@ def _factory(node: ast.stmt, params: Sequence[str], name: str) -> ast.Module:
     return ast.fix_missing_locations(ast.Module([factory], []))
 
 
-_FOUND: weakref.WeakKeyDictionary[types.CodeType, ast.Lambda | ast.FunctionDef | None] = (
+_FOUND: weakref.WeakKeyDictionary[types.CodeType, ast.Lambda | ast.FunctionDef] = (
     weakref.WeakKeyDictionary())  # a code object's source node: code never changes, so neither does it
 
 
@@ -82,9 +82,9 @@ def source_node(fn: types.FunctionType) -> ast.Lambda | ast.FunctionDef | None:
     """The node of `fn`'s own source (a lambda, or a plain def) that compiles to `fn.__code__`, or None
     (no source, an edited file, a builtin)."""
     code = fn.__code__
-    if code in _FOUND:
-        return _FOUND[code]
-    found = None
+    found = _FOUND.get(code)
+    if found is not None:
+        return found
     lines = linecache.getlines(code.co_filename, fn.__globals__)
     for node in _nodes_by_line("".join(lines)).get(code.co_firstlineno, []) if lines else []:
         if isinstance(node, ast.Lambda) and code.co_name == "<lambda>":
@@ -103,7 +103,8 @@ def source_node(fn: types.FunctionType) -> ast.Lambda | ast.FunctionDef | None:
         if inner is not None and _same_code(inner, code):
             found = node
             break
-    _FOUND[code] = found
+    if found is not None:  # (none found may change: a notebook's cell registered later)
+        _FOUND[code] = found
     return found
 
 
