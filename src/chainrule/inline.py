@@ -68,10 +68,11 @@ def _inner_code(code: types.CodeType, name: str) -> types.CodeType | None:
 
 def _factory(node: ast.stmt, params: Sequence[str], name: str) -> ast.Module:
     """`def __factory__(*params): <node>; return name`: the node compiled with `params` as its free names."""
-    args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params], kwonlyargs=[], kw_defaults=[],
-                         defaults=[])
-    factory = ast.FunctionDef("__factory__", args, [node, ast.Return(ast.Name(name, ast.Load()))], [], None)
-    return ast.fix_missing_locations(ast.Module([factory], []))
+    args = ast.arguments(posonlyargs=[], args=[ast.copy_location(ast.arg(p), node) for p in params],
+                         kwonlyargs=[], kw_defaults=[], defaults=[])
+    back = ast.copy_location(ast.Return(ast.copy_location(ast.Name(name, ast.Load()), node)), node)
+    factory = ast.FunctionDef("__factory__", args, [node, back], [], None)
+    return ast.Module([ast.copy_location(factory, node)], [])
 
 
 _FOUND: weakref.WeakKeyDictionary[types.CodeType, ast.Lambda | ast.FunctionDef] = (
@@ -88,7 +89,8 @@ def source_node(fn: types.FunctionType) -> ast.Lambda | ast.FunctionDef | None:
     lines = linecache.getlines(code.co_filename, fn.__globals__)
     for node in _nodes_by_line("".join(lines)).get(code.co_firstlineno, []) if lines else []:
         if isinstance(node, ast.Lambda) and code.co_name == "<lambda>":
-            wrapped: ast.stmt = ast.Assign([ast.Name("__f__", ast.Store())], node)
+            target = ast.copy_location(ast.Name("__f__", ast.Store()), node)
+            wrapped: ast.stmt = ast.copy_location(ast.Assign([target], node), node)
         elif isinstance(node, ast.FunctionDef) and node.name == code.co_name and not node.decorator_list:
             wrapped = node
         else:
@@ -152,31 +154,29 @@ class _Rename(ast.NodeTransformer):
         return _copy(self.params[node.id])
 
 
+class _Refused(Exception):
+    """A call that cannot be inlined: `inlined` gives up."""
+
+
 class _Inline(ast.NodeTransformer):
-    """Calls of `callees` replaced by their bodies (`inlined` has checked that they can be)."""
+    """Calls of `callees` replaced by their bodies, and each `C.attr` of a name C in `constants` by a name
+    bound to its value (the names and values in `bound`)."""
 
-    def __init__(self, callees: dict[str, Any]) -> None:
-        self.callees = callees
-
-    def visit_Call(self, node: ast.Call) -> ast.expr:
-        self.generic_visit(node)
-        if not (isinstance(node.func, ast.Name) and node.func.id in self.callees):
-            return node
-        expr = body(self.callees[node.func.id], node.args)
-        assert expr is not None
-        for sub in ast.walk(expr):  # where the inlined text came from: the call it replaces
-            ast.copy_location(sub, node)
-        return expr
-
-
-
-class _Bind(ast.NodeTransformer):
-    """Each `C.attr` of a name C in `constants` replaced by a name bound to its value (in `bound`)."""
-
-    def __init__(self, constants: dict[str, Any], taken: set[str]) -> None:
-        self.constants, self.taken = constants, taken
+    def __init__(self, callees: dict[str, Any], constants: dict[str, Any], taken: set[str]) -> None:
+        self.callees, self.constants, self.taken = callees, constants, taken
         self.bound: dict[str, Any] = {}  # name: the value it is bound to
         self.names: dict[tuple[str, str], str] = {}  # (C, attr): its name
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        if not (isinstance(node.func, ast.Name) and node.func.id in self.callees):
+            self.generic_visit(node)
+            return node
+        expr = None if node.keywords else body(self.callees[node.func.id], node.args)
+        if expr is None:
+            raise _Refused
+        for sub in ast.walk(expr):  # where the inlined text came from: the call it replaces
+            ast.copy_location(sub, node)
+        return self.visit(expr)  # type: ignore[no-any-return]  # its attributes of constants
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         self.generic_visit(node)
@@ -195,11 +195,26 @@ class _Bind(ast.NodeTransformer):
         return ast.copy_location(ast.Name(name, ast.Load()), node)
 
 
+@lru_cache(maxsize=64)
+def _calls(node: ast.FunctionDef) -> list[Any]:
+    """The calls of a plain name in a def (the same def is made again for every op: found once)."""
+    return [n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+
+
+_MADE: weakref.WeakKeyDictionary[Callable[..., Any], ast.FunctionDef] = weakref.WeakKeyDictionary()
+
+
+def source(fn: Callable[..., Any]) -> str | None:
+    """The source text of a function `inlined` made (what runs, with the calls replaced), else None."""
+    tree = _MADE.get(fn)
+    return None if tree is None else ast.unparse(tree)
+
+
 def inlined(fn: F, calls: Sequence[str], constants: Sequence[str] = ()) -> F | None:
     """`fn` compiled again from its source with every call of a name in `calls` (a lambda in fn's closure
     or globals) replaced by the lambda's body, and every `C.attr` of a global C in `constants` by the
     attribute itself, read now. None if fn, or any of the calls, cannot be inlined: the caller keeps fn.
-    The new function has fn's globals (read as fn reads them) and closure; `.inlined_source` is its text."""
+    The new function has fn's globals (read as fn reads them) and closure; `source(new)` is its text."""
     if not isinstance(fn, types.FunctionType) or not isinstance(node := source_node(fn), ast.FunctionDef):
         return None
     code = fn.__code__
@@ -213,17 +228,19 @@ def inlined(fn: F, calls: Sequence[str], constants: Sequence[str] = ()) -> F | N
     if any(name in local for name in calls) or any(name in local or name in closure for name in constants):
         return None
     taken = {*code.co_names, *code.co_varnames, *code.co_cellvars, *code.co_freevars}
-    for call in ast.walk(node):  # first, whether every call can be inlined (before copying the tree)
-        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in callees
-                and (call.keywords or body(callees[call.func.id], call.args) is None)):
+    for call in _calls(node):  # can every call be inlined? (quick: before the tree is copied)
+        if call.func.id in callees and (call.keywords or body(callees[call.func.id], call.args) is None):
             return None
-    bind = _Bind({c: fn.__globals__[c] for c in constants if c in fn.__globals__}, taken)
-    new = bind.visit(_Inline(callees).visit(_copy(node)))
+    inline = _Inline(callees, {c: fn.__globals__[c] for c in constants if c in fn.__globals__}, taken)
+    try:
+        new = inline.visit(_copy(node))
+    except _Refused:
+        return None
     for arg in (*new.args.posonlyargs, *new.args.args, *new.args.kwonlyargs, new.args.vararg, new.args.kwarg):
         if arg is not None:
             arg.annotation = None  # evaluated by the def: the names they use may not exist yet
     new.returns = None
-    names = {**closure, **bind.bound}
+    names = {**closure, **inline.bound}
     tree = _factory(new, list(names), new.name)
     namespace: dict[str, Any] = {}
     # fn's globals are the new function's too; the def of __factory__ goes to `namespace`
@@ -231,5 +248,5 @@ def inlined(fn: F, calls: Sequence[str], constants: Sequence[str] = ()) -> F | N
     made: types.FunctionType = namespace["__factory__"](*names.values())
     made.__defaults__, made.__kwdefaults__ = fn.__defaults__, fn.__kwdefaults__
     made.__annotations__, made.__doc__, made.__qualname__ = fn.__annotations__, fn.__doc__, fn.__qualname__
-    made.inlined_source = ast.unparse(new)  # type: ignore[attr-defined]
+    _MADE[made] = new
     return made  # type: ignore[return-value]  # fn's own kind of function, made again
