@@ -10,6 +10,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chainrule
-from chainrule import Value, gradcheck, no_grad, numerical_grad, topological_order
-from chainrule.ops import apply_op
+from chainrule import Value, gradcheck, inline, no_grad, numerical_grad, topological_order
+from chainrule.numerics import FLOAT_MATH
+from chainrule.ops import apply_op, define_op, remove_op
 from chainrule.seeds import FIRST_GRAPH, NEURON, REUSED, TWICE, first_graph
 
 
@@ -1086,3 +1088,159 @@ def test_a_lookup_index_outside_the_table_is_refused(bad: float) -> None:
         apply_op("lookup", Value(bad), *table)
     with pytest.raises(ValueError, match=r"index not an integer in \[0, 4\) at element 1"):
         apply_op("lookup", Value(np.array([1.0, bad])), *table)
+
+
+# --- the float fast path made from the rules (chainrule.inline) against the calls it replaces ---------
+
+FAST_UNARY = ("exp", "log", "tanh", "sigmoid", "relu", "abs", "sum", "detach")
+FAST_BINARY = ("+", "*", "/", "**")
+ANY_FLOAT = st.one_of(st.floats(allow_nan=False), st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, -2.0, 1e308,
+                                                                  -1e308, 710.0, -745.5, 5e-324]))
+
+
+def _same_float(a: Any, b: Any) -> bool:
+    return (a != a and b != b) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
+
+
+def _outcome(run: Callable[[], Value]) -> tuple[Any, ...]:
+    """What an op gave: its node's data, local derivatives, op and parents' data, or its error and message."""
+    try:
+        node = run()
+    except Exception as err:  # the very error is the result compared
+        return type(err), str(err)
+    return node.data, node.local_grads, node.op, tuple(p.data for p in node.parents)
+
+
+def _same(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
+    if isinstance(want[0], type):
+        return got == want
+    return (len(got) == len(want) and _same_float(got[0], want[0]) and got[2:] == want[2:]
+            and len(got[1]) == len(want[1]) and all(map(_same_float, got[1], want[1])))
+
+
+def _called(op: str, reflected: bool = False) -> Callable[..., Value]:
+    """The method for op with the calls of forward and local kept: `_method` with the inliner turned off."""
+    from chainrule import engine
+
+    real, engine.inlined = engine.inlined, lambda *_: None  # type: ignore[assignment]
+    try:
+        return engine._method(op, reflected)
+    finally:
+        engine.inlined = real
+
+
+def test_the_built_in_ops_run_the_inlined_fast_path() -> None:
+    # Fails if the inliner silently gave up: the methods would still work, through the calls.
+    methods = [Value.__add__, Value.__radd__, Value.__mul__, Value.__rmul__, Value.__truediv__,
+               Value.__rtruediv__, Value.__pow__, Value.__rpow__, *(getattr(Value, op) for op in FAST_UNARY)]
+    for method in methods:
+        inner = method if inline.source(method) is not None else method.__closure__[0].cell_contents
+        assert inline.source(inner) is not None, method
+        assert not {"forward", "local"} & set(inner.__code__.co_freevars), method
+    exp, mul = str(inline.source(Value.exp)), str(inline.source(Value.__mul__))
+    assert "node.data = out = FLOAT_MATH_exp(x)" in exp and "node.local_grads = (out,)" in exp
+    assert "node.data = out = x * y" in mul and "node.local_grads = (y, x)" in mul
+    assert inline.source(_called("*")) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=ANY_FLOAT)
+def test_the_inlined_unary_ops_give_the_calls_floats_bit_for_bit(x: float) -> None:
+    for op in FAST_UNARY:
+        a = Value(x, label="a")
+        assert _same(_outcome(lambda: getattr(Value, op)(a)), _outcome(lambda: _called(op)(a))), (op, x)  # noqa: B023
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=ANY_FLOAT, y=ANY_FLOAT)
+def test_the_inlined_binary_ops_give_the_calls_floats_bit_for_bit(x: float, y: float) -> None:
+    names = {"+": "add", "*": "mul", "/": "truediv", "**": "pow"}
+    for op, name in names.items():
+        a, b = Value(x, label="a"), Value(y, label="b")
+        fast, called = getattr(Value, f"__{name}__"), _called(op)
+        fast_r, called_r = getattr(Value, f"__r{name}__"), _called(op, reflected=True)
+        for args in ((a, b), (a, y), (a, int(y) if abs(y) < 1e6 else y)):
+            assert _same(_outcome(lambda: fast(*args)), _outcome(lambda: called(*args))), (op, args)  # noqa: B023
+        assert _same(_outcome(lambda: fast_r(b, x)), _outcome(lambda: called_r(b, x))), (op, x, y)  # noqa: B023
+
+
+@pytest.mark.parametrize(("op", "xs", "error", "message"), [
+    ("/", (1.0, 0.0), ZeroDivisionError, r"division by zero: Value\(data=1.0, label='a'\) / "),
+    ("log", (0.0,), ValueError, r"log of non-positive input: Value\(data=0.0, label='a'\)"),
+    ("exp", (1000.0,), OverflowError, r"exp overflow: Value\(data=1000.0, label='a'\)"),
+    ("**", (0.0, -1.0), ZeroDivisionError, r"\*\* failed .*label='a'"),
+])
+def test_the_inlined_fast_path_names_the_op_and_values_as_the_calls_do(
+        op: str, xs: tuple[float, ...], error: type[Exception], message: str) -> None:
+    values = [Value(x, label="ab"[i]) for i, x in enumerate(xs)]
+    method = {"/": Value.__truediv__, "**": Value.__pow__}.get(op) or getattr(Value, op)
+    for run in (method, _called(op)):
+        with pytest.raises(error, match=message):
+            run(*values)
+    assert _outcome(lambda: method(*values)) == _outcome(lambda: _called(op)(*values))
+
+
+def test_the_inlined_fast_path_keeps_no_grad_batches_and_foreign_types() -> None:
+    a = Value(2.0)
+    with no_grad():
+        assert a.exp().parents == () and (a * a).parents == () and (3 + a).op == ""
+    assert (a * a).op == "*" and (3 + a).parents[0].data == 3.0  # `3 + a` shows the 3 as a leaf
+    assert Value.__mul__(a, "x") is NotImplemented and Value.__rmul__(a, "x") is NotImplemented
+    batch = Value(np.array([1.0, 2.0])) * a
+    assert type(batch).__name__ == "Batch" and list(batch.data) == [2.0, 4.0]
+
+
+def test_a_rule_that_cannot_be_inlined_runs_through_its_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    right = chainrule.RULES["tanh"]
+    scale = 2.0
+
+    def forward(m: Any, x: Any) -> Any:  # a def'd function
+        return m.tanh(x)
+
+    cases = [chainrule.Rule(lambda m, x: scale * m.tanh(x), lambda m, out, x: (scale,), ""),  # a closure
+             chainrule.Rule(forward, right.local, ""),
+             chainrule.Rule(right.forward, partial(right.local), "")]  # a C callable: no source to read
+    for rule, want in zip(cases, (2 * math.tanh(0.5), math.tanh(0.5), math.tanh(0.5)), strict=True):
+        monkeypatch.setitem(chainrule.RULES, "tanh", rule)
+        assert inline.source(Value.tanh) is None
+        y = Value(0.5).tanh()
+        assert y.data == want and y.local_grads == rule.local(FLOAT_MATH, y.data, 0.5)
+    monkeypatch.undo()
+    assert inline.source(Value.tanh) is not None
+
+
+def test_a_define_op_rule_is_inlined_and_gives_the_calls_floats() -> None:
+    op = define_op("softplus_inlined", forward=lambda m, x: m.log(1.0 + m.exp(x)),
+                   local=lambda m, out, x: (m.sigmoid(x),), formula="∂/∂x = σ(x)")
+    try:
+        method = Value.softplus_inlined  # type: ignore[attr-defined]
+        assert "FLOAT_MATH_log(1.0 + FLOAT_MATH_exp(x))" in str(inline.source(method))
+        called = _called("softplus_inlined")
+        for x in (-800.0, -3.0, -0.0, 0.0, 0.4, 30.0, 709.0, 710.0, 1e308):
+            a = Value(x, label="a")
+            assert _same(_outcome(lambda: method(a)), _outcome(lambda: called(a))), x  # noqa: B023
+            assert _same(_outcome(lambda: op(a)), _outcome(lambda: called(a))), x  # noqa: B023
+        with pytest.raises(OverflowError, match="softplus_inlined failed"):
+            method(Value(710.0))
+    finally:
+        remove_op("softplus_inlined")
+
+
+def test_a_new_rule_in_RULES_is_inlined_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(chainrule.RULES, "*", chainrule.Rule(lambda m, a, b: a * b + 1.0,
+                                                             lambda m, out, a, b: (b, a + 0.0), ""))
+    made = str(inline.source(Value.__mul__))
+    assert "out = x * y + 1.0" in made and "(y, x + 0.0)" in made
+    node = Value(2.0) * Value(3.0)
+    assert node.data == 7.0 and node.local_grads == (3.0, 2.0) and (2.0 * Value(3.0)).data == 7.0
+    monkeypatch.undo()
+    assert (Value(2.0) * Value(3.0)).data == 6.0
+    right = chainrule.RULES["exp"]
+    del chainrule.RULES["exp"]
+    try:
+        assert inline.source(Value.exp) is None  # a deleted rule: the calls, which raise
+        with pytest.raises(KeyError, match="exp"):
+            Value(1.0).exp()
+    finally:
+        chainrule.RULES["exp"] = right
+    assert inline.source(Value.exp) is not None and Value(0.0).exp().data == 1.0

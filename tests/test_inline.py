@@ -1,0 +1,131 @@
+"""chainrule.inline: a lambda's body read back from its file, and a function made again with calls of such
+lambdas replaced by their bodies; everything it cannot be sure of is refused (None)."""
+
+from __future__ import annotations
+
+import linecache
+import math
+import types
+from functools import partial
+from typing import Any
+
+import pytest
+
+from chainrule import inline
+
+TABLE = {"two": (lambda m, a, b: m.f(a) + b, lambda m, out, a, b: (b * out, a)),  # two lambdas, one line
+         "same": (lambda m, x: x * 2.0, lambda m, y: y * 2.0)}  # the same bytecode but for the names
+SCALE = 3.0
+
+
+class NS:
+    f = staticmethod(math.exp)
+    g = staticmethod(math.sqrt)
+
+
+def test_a_lambda_in_a_dict_literal_is_read_back_with_its_parameters_renamed() -> None:
+    forward, local = TABLE["two"]
+    assert inline.expression(forward, ("m", "x", "y")) == "m.f(x) + y"
+    assert inline.expression(local, ("m", "out", "x", "y")) == "(y * out, x)"
+    assert inline.expression(TABLE["same"][0], ("m", "p")) == "p * 2.0"
+    assert inline.expression(TABLE["same"][1], ("m", "q")) == "q * 2.0"
+    assert inline.expression(forward, ("m", "x")) is None  # the wrong number of names
+
+
+def _closure() -> Any:
+    k = 2.0
+    return lambda m, x: k * x
+
+
+def _defined(m: Any, x: Any) -> Any:
+    return x
+
+
+@pytest.mark.parametrize("fn", [
+    _closure(),  # a free variable
+    lambda m, x=1.0: x,  # a default
+    lambda m, *xs: xs[0],  # *args
+    lambda m, *, x: x,  # keyword-only
+    _defined,  # a def'd function
+    math.exp,  # a builtin
+    partial(lambda m, x: x),  # a partial
+    lambda m, x: SCALE * x,  # a global
+    lambda m, x: abs(x),  # a builtin by name
+    lambda m, x: (y := x) + y,  # binds a name
+    lambda m, x: sum([x for _ in range(2)]),  # a scope of its own
+    lambda m, x: (lambda z: z)(x),  # a lambda inside
+    lambda m, x: (yield x),  # a generator
+], ids=["closure", "default", "varargs", "kwonly", "def", "builtin", "partial", "global", "builtin-name",
+        "walrus", "comprehension", "nested-lambda", "generator"])
+def test_what_cannot_be_inlined_surely_is_refused(fn: Any) -> None:
+    assert inline.expression(fn, ("m", "x")) is None
+
+
+def _compiled(text: str, filename: str) -> types.FunctionType:
+    namespace: dict[str, Any] = {}
+    exec(compile(text, filename, "exec"), namespace)
+    return namespace["f"]  # type: ignore[no-any-return]
+
+
+def test_source_comes_from_linecache_as_a_notebook_cell_and_a_stale_file_is_refused() -> None:
+    text = "f = lambda m, x: m.g(x) - 1.0\n"
+    name = "<cell-chainrule-test-inline>"
+    fn = _compiled(text, name)
+    assert inline.expression(fn, ("m", "x")) is None  # no source anywhere
+    linecache.cache[name] = (len(text), None, [text], name)
+    try:
+        assert inline.expression(fn, ("m", "v")) == "m.g(v) - 1.0"
+        other = _compiled("f = lambda m, x: m.g(x) - 2.0\n", name + "2")
+        stale = "f = lambda m, x: m.g(x) - 1.0\n"  # what the file says now is not what was compiled
+        linecache.cache[name + "2"] = (len(stale), None, [stale], name + "2")
+        assert inline.expression(other, ("m", "x")) is None
+    finally:
+        linecache.cache.pop(name, None)
+        linecache.cache.pop(name + "2", None)
+
+
+def _maker(forward: Any, local: Any, tag: str) -> Any:
+    def run(x: float) -> tuple[Any, ...]:
+        out = forward(NS, x, 2.0)
+        return tag, out, local(NS, out, x, 2.0)
+
+    return run
+
+
+def test_a_function_is_made_again_with_the_calls_inlined_and_the_same_results() -> None:
+    run = _maker(*TABLE["two"], "t")
+    fast = inline.inlined(run, ("forward", "local"), ("NS",))
+    assert fast is not None and fast is not run
+    assert fast.__name__ == run.__name__ and fast.__qualname__ == run.__qualname__
+    assert "out = NS_f(x) + 2.0" in str(inline.source(fast))
+    assert "return (tag, out, (2.0 * out, x))" in str(inline.source(fast))
+    assert not {"forward", "local"} & set(fast.__code__.co_freevars)
+    for x in (-1.0, 0.0, 0.5, 3.0):
+        assert fast(x) == run(x)
+    assert fast.__annotations__ == run.__annotations__
+    with pytest.raises(OverflowError):  # the calls' errors, unchanged
+        fast(1000.0)
+
+
+def test_a_function_whose_calls_cannot_all_be_inlined_is_refused() -> None:
+    assert inline.inlined(_maker(_closure(), TABLE["two"][1], "t"), ("forward", "local")) is None
+    assert inline.inlined(_maker(TABLE["same"][0], TABLE["two"][1], "t"), ("forward", "local")) is None
+
+    forward = TABLE["same"][0]
+
+    def nested_args(x: float) -> Any:  # an argument that is not a name or a constant
+        return forward(NS, x + 1.0)
+
+    def keyword(x: float) -> Any:
+        return forward(NS, x=x)
+
+    assert inline.inlined(nested_args, ("forward",)) is None
+    assert inline.inlined(keyword, ("forward",)) is None
+    assert inline.inlined(math.exp, ("forward",)) is None
+    assert inline.inlined(lambda x: forward(NS, x), ("forward",)) is None  # a lambda: only defs are made
+
+    def plain(x: float) -> Any:
+        return forward(NS, x)
+
+    fast = inline.inlined(plain, ("forward",))
+    assert fast is not None and fast(4.0) == 8.0 and "return x * 2.0" in str(inline.source(fast))
