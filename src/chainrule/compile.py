@@ -2,9 +2,10 @@
 
 `prog = chainrule.compile(loss)` reads the graph behind `loss` once and plans a program, plain data that
 `print(prog)` shows; `prog()` replays its forward and backward on NumPy arrays (chainrule.replay) without
-building a single node. The plan is made in three small steps, each a function here:
+building a single node. The plan is made in four small steps, each a function here:
 
     capture    the graph as numbered nodes (topological order): op, parents, kind, depth
+    pad        nodes of a variadic op at one depth that differ only in arity get neutral inputs (Rule.pad)
     vectorize  nodes with the same op at the same depth become one instruction over all of them
     fuse       a layer's `linear` nodes that share their inputs become one matrix product
 
@@ -77,7 +78,7 @@ def compile(root: Value, outputs: Iterable[Value] = ()) -> Program:  # the built
 
 
 def plan(root: Value, outputs: Iterable[Value] = ()) -> Plan:
-    """capture → vectorize → fuse → slots: the program behind `compile(root)`, as plain data."""
+    """capture → pad → vectorize → fuse → slots: the program behind `compile(root)`, as plain data."""
     graph = pad(capture(root))
     wanted = list(outputs)
     steps = fuse(graph, vectorize(graph))

@@ -31,8 +31,9 @@ class Rule(NamedTuple):
     formula: str  # the local derivatives written out, for people (the explorer shows it)
     fails_on: str = ""  # what a domain error means for this op, for the error message
     # A variadic op's (inputs before the variadic ones, how many lists of them, a neutral value): one more
-    # input of that value at the end of each list changes neither the output nor the others' derivatives,
-    # so compile may line up nodes of different arity (a softmax at every position of a sequence).
+    # input of that value at the end of each list changes neither the output nor the others' derivatives
+    # (max's -inf: unless every input is -inf), so compile may line up nodes of different arity (a
+    # softmax at every position of a sequence).
     pad: tuple[int, int, float] | None = None
 
 

@@ -71,7 +71,10 @@ class Program:
         self._graded_batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind, as _batches
         # compile's pads (neutral inputs lining up nodes of different arity) never get a gradient
         self._pads = {id(plan.leaves[kind][slot]) for kind, slot in plan.pads}
-        self._mark() if self._pads else self._refresh()
+        if self._pads:
+            self._mark()
+        else:
+            self._refresh()
 
     def __len__(self) -> int:
         """The number of forward instructions (backward has as many)."""
