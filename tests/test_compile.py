@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 import random
 import re
@@ -10,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chainrule
 from chainrule import RULES, Value, linear, losses
@@ -266,6 +269,172 @@ def test_a_layer_over_positions_of_batches_is_one_product() -> None:
     assert [(len(p.grid), len(p.grid[0])) for p in products] == [(rows, positions)]
     steps = chainrule.compile(root)._steps
     assert sum(isinstance(s, _Product) for s in steps) == 1 and not any(isinstance(s, _Sums) for s in steps)
+
+
+Attention = tuple[Value, list[Value], list[Value], list[list[Value]]]  # root, leaves, outputs, v
+
+
+def _attention(batch: int, positions: int = 6, heads: int = 2, dim: int = 3, seed: int = 11,
+               last_v: float | None = None) -> Attention:
+    """Causal attention over q, k, v leaves (batches of `batch`): at position t, for each head, the
+    softmax of q_t·k_s over s ≤ t, then the weights times v. The root sums every output through tanh.
+    `last_v` goes into the first and last examples of the last position's first v."""
+    from chainrule.lm import softmax
+
+    rng = np.random.default_rng(seed)
+    width = heads * dim
+
+    def leaves(name: str) -> list[list[Value]]:
+        return [[Value(rng.normal(size=batch), f"{name}{t}_{i}") for i in range(width)]
+                for t in range(positions)]
+
+    q, k, v = leaves("q"), leaves("k"), leaves("v")
+    if last_v is not None:
+        data = np.copy(v[-1][0].data)
+        data[[0, -1]] = last_v
+        v[-1][0].data = data
+    outs: list[Value] = []
+    for t in range(positions):
+        for h in range(heads):
+            s = slice(h * dim, (h + 1) * dim)
+            logits = [linear(q[t][s], k[u][s], 0.0) * 0.5 for u in range(t + 1)]
+            weights = softmax(logits)
+            outs += [linear(weights, [v[u][s][j] for u in range(t + 1)], 0.0) for j in range(dim)]
+    root = outs[0].tanh()
+    for i, o in enumerate(outs[1:]):
+        root = root + o.tanh() * (1.0 + 0.1 * i)
+    return root.sum(), [leaf for xs in (q, k, v) for row in xs for leaf in row], outs, v
+
+
+def _rerun_equals_eager(prog: Any, leaves: list[Value], outs: list[Value],
+                        fresh: Attention) -> None:
+    """The program, run on the data of `fresh` (the same graph built again, on other data), against
+    backward on that graph: the value, every output and every gradient."""
+    root, fresh_leaves, fresh_outs, _ = fresh
+    for leaf, new in zip(leaves, fresh_leaves, strict=True):
+        leaf.data, leaf.grad, new.grad = np.copy(new.data), 0.0, 0.0
+    with np.errstate(all="ignore"):
+        root.backward()
+        value = prog()
+    assert _close(value, root.data)
+    for out, want in zip(outs, fresh_outs, strict=True):
+        assert _close(prog.value(out), want.data)
+    scale = max(1.0, *(float(np.nanmax(np.abs(leaf.grad))) for leaf in fresh_leaves))
+    for leaf, want in zip(leaves, fresh_leaves, strict=True):
+        assert _close(leaf.grad, want.grad, scale=scale), (leaf, leaf.grad, want.grad)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_causal_attention_runs_as_blocks_of_matrix_products(batch: int) -> None:
+    """q·k over the causal triangle and the weights times v (padded to the longest position) are each one
+    instruction, run as a stack of matrix products per head and example (replay's _Blocks), with
+    backward's gradients; new data in the leaves reruns them."""
+    from chainrule.replay import _Blocks, _Sums
+
+    root, leaves, outs, _ = _attention(batch)
+    _check_against_backward(root, leaves)
+    prog = chainrule.compile(root, outputs=outs)
+    blocks = [s for s in prog._steps if isinstance(s, _Blocks)]
+    assert [s.shape for s in blocks] == [(2, 6, 3, 6), (2, 6, 6, 3)]  # (heads, rows, n, columns)
+    # what gathers still: the softmax's totals (their weights are the number 1, not batches)
+    assert [s.ins.arg_kinds[1] for s in prog._steps if isinstance(s, _Sums)] == [0]
+    _rerun_equals_eager(prog, leaves, outs, _attention(batch, seed=12))
+
+
+def test_blocks_redo_a_run_with_an_infinity_node_by_node() -> None:
+    """A padded term is 0·x, and x is read from the column's real input at that term: fine while x is
+    finite. With an infinite v at the last position only that position's outputs are infinite in eager;
+    the program gives the same (not 0·inf = nan at the earlier ones), and blocks again once finite."""
+    from chainrule.replay import _Blocks
+
+    root, leaves, outs, _ = _attention(3, seed=2)
+    prog = chainrule.compile(root, outputs=outs)
+    (_, by_blocks) = [s for s in prog._steps if isinstance(s, _Blocks)]
+    for value in (np.inf, 1.5, -np.inf):
+        with np.errstate(all="ignore"):
+            fresh = _attention(3, seed=2, last_v=value)
+        _rerun_equals_eager(prog, leaves, outs, fresh)
+        assert (by_blocks.used is by_blocks) == np.isfinite(value)
+    assert not np.isfinite(prog.value(outs[-6])).all()  # the last position's head 0, its v's first
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(2, 4), st.integers(1, 4),
+       st.randoms(use_true_random=False))
+def test_blocks_equal_the_node_by_node_sums(groups: int, rows: int, cols: int, n: int, batch: int,
+                                            rng: random.Random) -> None:
+    """Random grids of linear nodes over batches: node (g, r, c) sums W[g][r][j]·X[g][j][c] over j, its terms
+    from some j on a row's padding (0·0, as compile pads a causal attention), some cells left out, the nodes
+    shuffled. Where _blocks finds the blocks, the products give the node-by-node sums' values and grads."""
+    from chainrule.ir import Instruction
+    from chainrule.replay import _blocks, _Blocks, _Sums
+
+    slots = itertools.count(2)  # slot 0: the bias, slot 1: the pad (0 in every example)
+    w = [[[next(slots) for _ in range(n)] for _ in range(rows)] for _ in range(groups)]
+    x = [[[next(slots) for _ in range(cols)] for _ in range(n)] for _ in range(groups)]
+    lengths = [[rng.randint(1, n) for _ in range(rows)] for _ in range(groups)]
+    cells = [(g, r, c) for g in range(groups) for r in range(rows) for c in range(cols)
+             if r == 0 or c == 0 or rng.random() < 0.8]  # row 0 and column 0 whole: one group per g
+    rng.shuffle(cells)
+
+    def term(g: int, r: int, c: int, j: int) -> tuple[int, int]:
+        return (w[g][r][j], x[g][j][c]) if j < lengths[g][r] else (1, 1)
+
+    terms = [[term(g, r, c, j) for j in range(n)] for g, r, c in cells]
+    size, start = len(cells), next(slots)
+    args = ((0,) * size, *(tuple(t[j][0] for t in terms) for j in range(n)),
+            *(tuple(t[j][1] for t in terms) for j in range(n)))
+    ins = Instruction("linear", batch, start, size, (0,) + (batch,) * 2 * n, args)
+    pads = frozenset({(batch, 1)})
+    found = _blocks(ins, pads)
+    if 2 * size >= groups * rows * cols and 3 * groups * (rows + cols) <= 2 * size and rows > 1 < cols:
+        assert found is not None and found[3] == (groups, rows, n, cols)
+    if found is None:
+        return
+    data = np.random.default_rng(rng.randrange(2**32))
+    values = {0: data.normal(size=1), batch: data.normal(size=(start + size, batch))}
+    values[batch][1] = 0.0
+    results = []
+    for step in (_Blocks(ins, found), _Sums(ins)):
+        vals = {k: np.copy(v) for k, v in values.items()}
+        grads = {k: np.zeros_like(v) for k, v in values.items()}
+        grads[batch][start:] = data.normal(size=(size, batch)) if not results else results[0][2]
+        seed = np.copy(grads[batch][start:])
+        step.forward(vals)
+        step.backward(vals, grads)
+        results.append((vals[batch][start:], grads, seed))
+    (out, grads, _), (want, want_grads, _) = results
+    assert _close(out, want)
+    grads[batch][1] = want_grads[batch][1] = 0.0  # the pad's: nobody reads it
+    assert _close(grads[batch], want_grads[batch]) and _close(grads[0], want_grads[0])
+
+
+def test_blocks_are_found_only_where_nodes_form_grids() -> None:
+    from chainrule.ir import Instruction
+    from chainrule.replay import _blocks
+
+    # two nodes, each w_i·x_i + w_j·x_j: node 0 reads (x0, x1), node 1 (x0, x2) at the same terms, so
+    # one column would read two x's at term 1
+    ins = Instruction("linear", 4, 100, 2, (0, 4, 4, 4, 4), ((0, 0), (1, 1), (2, 2), (3, 3), (4, 5)))
+    assert _blocks(ins, frozenset()) is None
+    # numbers, not batches: no stack of examples to multiply
+    assert _blocks(ins._replace(kind=0, arg_kinds=(0,) * 5), frozenset()) is None
+    # a 4 × 4 grid of rows w_r and columns x_c, one group: found, each node its own cell
+    rows, cols = 4, 4
+    w = [(10 + r, 20 + r) for r in range(rows)]
+    x = [(30 + c, 40 + c) for c in range(cols)]
+    nodes = [(r, c) for r in range(rows) for c in range(cols)]
+    grid = Instruction("linear", 4, 100, len(nodes), (0, 4, 4, 4, 4),
+                       ((0,) * len(nodes), *(tuple(w[r][j] for r, c in nodes) for j in range(2)),
+                        *(tuple(x[c][j] for r, c in nodes) for j in range(2))))
+    found = _blocks(grid, frozenset())
+    assert found is not None
+    w_slots, x_slots, cells, shape = found
+    assert shape == (1, 4, 2, 4) and sorted(cells) == list(range(16))
+    assert w_slots == (10, 20, 11, 21, 12, 22, 13, 23) and x_slots == (30, 31, 32, 33, 40, 41, 42, 43)
+    # a quarter of that grid: the whole grid's products would be 4x the work
+    sparse = grid._replace(size=4, args=tuple(a[:: 5] for a in grid.args))
+    assert _blocks(sparse, frozenset()) is None
 
 
 @pytest.mark.parametrize("batch", [0, 4])
