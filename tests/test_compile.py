@@ -367,7 +367,7 @@ def test_blocks_equal_the_node_by_node_sums(groups: int, rows: int, cols: int, n
     from some j on a row's padding (0·0, as compile pads a causal attention), some cells left out, the nodes
     shuffled. Where _blocks finds the blocks, the products give the node-by-node sums' values and grads."""
     from chainrule.ir import Instruction
-    from chainrule.replay import _blocks, _Blocks, _Sums
+    from chainrule.replay import _Blocks, _blocks, _Sums
 
     slots = itertools.count(2)  # slot 0: the bias, slot 1: the pad (0 in every example)
     w = [[[next(slots) for _ in range(n)] for _ in range(rows)] for _ in range(groups)]
@@ -788,3 +788,36 @@ def test_freeze_and_no_grads_name_different_inputs_and_both_hold() -> None:
         prog()
         assert type(x.grad) is float and type(c.grad) is float, order  # neither gets a gradient
         assert w.grad == pytest.approx(1.5), order
+
+
+def test_held_batches_are_read_from_the_buffer_the_caller_writes() -> None:
+    x, y, w = Value(np.array([1.0, 2.0]), "x"), Value(np.array([3.0, -1.0]), "y"), Value(2.0, "w")
+    root = (x * w + y * y).sum()
+    prog = chainrule.compile(root)
+    kind, slots = prog.hold_batches([y, x])
+    assert kind == 2 and len(slots) == 2
+    prog.batches(kind)[slots] = [[1.0, 1.0], [0.5, -0.5]]  # y, then x: the caller's rows, not .data
+    for leaf in (x, y, w):
+        leaf.grad = 0.0
+    assert prog() == pytest.approx(2.0)  # (0.5·2 + 1) + (-0.5·2 + 1)
+    assert w.grad == pytest.approx(0.0) and list(x.grad) == [2.0, 2.0] and list(y.grad) == [2.0, 2.0]
+    assert list(x.data) == [1.0, 2.0]  # a held batch's Value is left as it was
+    prog.hold_batches([])  # read from the Values again
+    assert prog() == pytest.approx(root.data)
+
+
+def test_hold_batches_and_batches_reject_what_they_cannot_hold() -> None:
+    x, z, w = Value(np.array([1.0, 2.0]), "x"), Value(np.array([1.0, 2.0, 3.0]), "z"), Value(2.0, "w")
+    root = (x * w).sum() + z.sum()
+    prog = chainrule.compile(root)
+    with pytest.raises(ValueError, match="not a batch input of this program: Value.*'w'"):
+        prog.hold_batches([w])
+    with pytest.raises(ValueError, match="not a batch input of this program"):
+        prog.hold_batches([Value(np.ones(2), "elsewhere")])
+    with pytest.raises(ValueError, match=r"one size, not of sizes \[2, 3\]"):
+        prog.hold_batches([x, z])
+    with pytest.raises(ValueError, match=r"no batches of 4: its sizes are \[2, 3\]"):
+        prog.batches(4)
+    with pytest.raises(ValueError, match="no batches of 0"):
+        prog.batches(0)
+    assert prog() == pytest.approx(root.data)  # nothing was held by the refused calls

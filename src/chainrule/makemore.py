@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from chainrule.compile import compile
 from chainrule.engine import Value, no_grad
@@ -161,9 +162,11 @@ class _Compiled:
         self.build, self.params = build, params
         self.program: Program | None = None
         self.leaves: list[Value] = []
+        self.kind, self.slots = NUMBER, np.zeros(0, dtype=np.intp)  # where the leaves' rows go
 
-    def ready(self, onehots: list[Any]) -> Program:
-        """The program, its token leaves holding this batch."""
+    def ready(self, rows: NDArray[np.float64]) -> Program:
+        """The program, its token leaves holding this batch: `rows`, one row of the batch per leaf (in the
+        order `build` returns them), written straight into the program's buffer (hold_batches)."""
         if self.program is None:
             root, self.leaves = self.build()
             self.program = compile(root)
@@ -173,14 +176,15 @@ class _Compiled:
             trained = {id(p) for p in self.params}
             self.program.freeze([leaf for leaf in self.program.plan.leaves.get(NUMBER, [])
                                  if id(leaf) not in trained])
-        for leaf, data in zip(self.leaves, onehots, strict=True):
-            leaf.data = data
+            self.kind, self.slots = self.program.hold_batches(self.leaves)
+        self.program.batches(self.kind)[self.slots] = rows
         return self.program
 
 
-def _onehot_arrays(ids: Sequence[int], vocab: int) -> list[Any]:
-    """Row i: 1.0 for the examples whose token is i, else 0.0 (rows of one array: one NumPy call)."""
-    return list(np.eye(vocab)[np.asarray(ids)].T.copy())
+def _onehot_rows(ids: NDArray[np.intp], vocab: int) -> NDArray[np.float64]:
+    """ids: examples × columns of tokens. Row c·vocab + i: 1.0 for the examples whose token in column c is
+    i, else 0.0, as one_hot's leaves column by column (one NumPy call for the whole batch)."""
+    return np.eye(vocab)[ids].transpose(1, 2, 0).reshape(-1, len(ids))
 
 
 class _Trainer:
@@ -228,9 +232,8 @@ class _Trainer:
         X, Y = [self.X[i] for i in picks], [self.Y[i] for i in picks]
         if mode == "compiled":
             vocab, model = self.tok.vocab_size, self.model
-            return self._compiled(("ctx",), lambda: _context_graph(model, X, Y),
-                                  [a for col in np.asarray(X).T for a in _onehot_arrays(col, vocab)]
-                                  + _onehot_arrays(Y, vocab))
+            tokens = np.column_stack([np.asarray(X, dtype=np.intp), np.asarray(Y, dtype=np.intp)])
+            return self._compiled(("ctx",), lambda: _context_graph(model, X, Y), _onehot_rows(tokens, vocab))
         return self._backward(context_loss(self.model, X, Y, batched=mode == "batched"), on_graph)
 
     def _gpt_step(self, model: GPT, k: int, mode: str, on_graph: Callable[[Value], object] | None) -> float:
@@ -245,9 +248,9 @@ class _Trainer:
         # One program per (batch size, padded length): captured at its first batch, replayed after.
         ids, weights = _padded(model, rows)
         vocab = self.tok.vocab_size
-        data = [a for i in range(len(ids[0])) for a in _onehot_arrays([r[i] for r in ids], vocab)]
-        return self._compiled(("gpt", len(rows), len(weights)), lambda: _names_graph(model, rows, vocab),
-                              data + [np.array(ws) for ws in weights])
+        data = np.concatenate([_onehot_rows(np.array(ids, dtype=np.intp), vocab), np.array(weights)])
+        shape = ("gpt", len(rows), len(weights))
+        return self._compiled(shape, lambda: _names_graph(model, rows, vocab), data)
 
     def _backward(self, loss: Value, on_graph: Callable[[Value], object] | None) -> float:
         loss.backward()
@@ -256,7 +259,8 @@ class _Trainer:
         self.opt.step()
         return float(loss.data)
 
-    def _compiled(self, shape: Any, build: Callable[[], tuple[Value, list[Value]]], data: list[Any]) -> float:
+    def _compiled(self, shape: Any, build: Callable[[], tuple[Value, list[Value]]],
+                  data: NDArray[np.float64]) -> float:
         program = self.programs.get(shape)
         if program is None:
             program = self.programs[shape] = _Compiled(build, self.opt.params)

@@ -59,6 +59,7 @@ class Program:
         self._grads = {k: np.zeros_like(v) for k, v in self._values.items()}
         self._steps = _steps(plan.instructions, plan.pads)
         self._held: set[int] = set()  # ids of the number inputs the caller keeps in `numbers` (hold)
+        self._held_batches: set[int] = set()  # ids of the batch inputs the caller writes (hold_batches)
         self._frozen: set[int] = set()  # ids of the inputs whose data was read once (freeze)
         self._gradless: set[int] = set()  # ids of the inputs that get no gradients: frozen or no_grads
         self._no_grads: set[int] = set()  # ... of those named by no_grads
@@ -142,6 +143,35 @@ class Program:
         self._refresh()
         return np.array([where[id(leaf)] for leaf in leaves], dtype=np.intp)
 
+    def hold_batches(self, leaves: list[Value]) -> tuple[int, NDArray[np.intp]]:
+        """Hold these batch inputs (all batches of one size) in the program's own buffer from now on: a
+        run no longer reads their `.data`, which then stays as it was; the caller writes their rows,
+        `batches(kind)[slots] = rows`, before each run (chainrule.makemore writes a batch's one-hot tokens
+        so, in one NumPy assignment). Their gradients are added into `.grad` as before, unless `no_grads`
+        names them. Returns (kind, slots), the slots in `leaves`' order; `hold_batches([])` reads every
+        batch input from its Value again; each call replaces the last. Raises ValueError for a Value that
+        is not a batch input of this program, or for batches of two sizes."""
+        where = {id(leaf): (kind, slot) for kind, ls in self.plan.leaves.items() if kind != NUMBER
+                 for slot, leaf in enumerate(ls)}
+        missing = next((leaf for leaf in leaves if id(leaf) not in where), None)
+        if missing is not None:
+            raise ValueError(f"not a batch input of this program: {missing!r}")
+        kinds = sorted({where[id(leaf)][0] for leaf in leaves})
+        if len(kinds) > 1:
+            raise ValueError(f"hold_batches holds batches of one size, not of sizes {kinds}")
+        self._held_batches = {id(leaf) for leaf in leaves}
+        self._refresh()
+        slots = np.array([where[id(leaf)][1] for leaf in leaves], dtype=np.intp)
+        return (kinds[0] if kinds else NUMBER), slots
+
+    def batches(self, kind: int) -> Array:
+        """The buffer of every batch of `kind` examples the program computes, a row each, its inputs first
+        (by slot): the live array, which a run reads its held batches from (hold_batches)."""
+        if kind == NUMBER or kind not in self._values:
+            raise ValueError(f"this program has no batches of {kind}: its sizes are "
+                             f"{sorted(k for k in self._values if k != NUMBER)}")
+        return self._values[kind]
+
     def freeze(self, leaves: list[Value]) -> None:
         """Read these inputs' data now, once: later runs neither read them again nor compute their
         gradients (as `no_grads`, which names others): data a training loop never changes, as a full
@@ -203,7 +233,8 @@ class Program:
 
         self._numbers, self._read = slots(self._held | self._frozen)
         self._graded, self._write = slots(self._held | self._gradless)
-        self._batches, self._graded_batches = batches(self._frozen), batches(self._gradless)
+        self._batches = batches(self._frozen | self._held_batches)
+        self._graded_batches = batches(self._gradless)
 
     @property
     def numbers(self) -> Array:
