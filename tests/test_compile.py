@@ -443,6 +443,7 @@ def test_ragged_variadic_nodes_are_padded_into_one_instruction(batch: int) -> No
     position pad to the longest with their rule's neutral input (-inf, 0·0) and run as one instruction
     each, with backward's gradients; ties in a max keep sharing its slope."""
     from chainrule.lm import softmax
+    from chainrule.replay import _Rows
 
     rng = np.random.default_rng(7)
 
@@ -462,6 +463,8 @@ def test_ragged_variadic_nodes_are_padded_into_one_instruction(batch: int) -> No
     prog = chainrule.compile(root)
     ops = [ins.op for ins in prog.plan.instructions]
     assert ops.count("max") == 1 and ops.count("linear") == 1, str(prog)
+    # the max's inputs are gathered as one array: its rows are the inputs (replay's _Rows)
+    assert [s.ins.op for s in prog._steps if isinstance(s, _Rows)] == ["max"]
     # -inf for the max, 0 for the sums' weights (numbers) and their terms (batches in a batch)
     assert len(prog.plan.pads) == (3 if batch else 2)
     assert prog.plan.nodes == len(capture(root).nodes)  # the pads are not counted as the graph's nodes
@@ -810,7 +813,7 @@ def test_hold_batches_and_batches_reject_what_they_cannot_hold() -> None:
     x, z, w = Value(np.array([1.0, 2.0]), "x"), Value(np.array([1.0, 2.0, 3.0]), "z"), Value(2.0, "w")
     root = (x * w).sum() + z.sum()
     prog = chainrule.compile(root)
-    with pytest.raises(ValueError, match="not a batch input of this program: Value.*'w'"):
+    with pytest.raises(ValueError, match=r"not a batch input of this program: Value.*'w'"):
         prog.hold_batches([w])
     with pytest.raises(ValueError, match="not a batch input of this program"):
         prog.hold_batches([Value(np.ones(2), "elsewhere")])

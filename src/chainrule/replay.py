@@ -6,7 +6,9 @@ them, and writes its outputs as one block. Backward walks the instructions in re
 rule for the local derivatives, multiplies them by the outputs' gradient (the chain rule, in
 `_Stacked.backward`), and scatter-adds each product into the parents' gradients (a sorted
 `np.add.reduceat` where a parent appears twice). A fused product is `linear`'s rule on matrices: its
-local derivatives are x and W, and the sums over the shared index are matrix products.
+local derivatives are x and W, and the sums over the shared index are matrix products. `linear` nodes whose
+weights are batches (an attention's) are the same rule on stacks of matrices where their nodes form blocks
+(`_Blocks`), or on gathered rows where they do not (`_Sums`).
 """
 
 from __future__ import annotations
@@ -320,10 +322,10 @@ def _eager(op: str, parents: list[Value]) -> Value:
     return getattr(parents[0], op)()  # type: ignore[no-any-return]  # exp, log, tanh, ..., sum
 
 
-# ----- the three kinds of instruction --------------------------------------------------------------------
+# ----- the kinds of instruction --------------------------------------------------------------------------
 
 
-Step = Any  # _Numbers | _Stacked | _Sums | _Product: each has forward(values) and backward(values, grads)
+Step = Any  # _Numbers, _Stacked, _Rows, _Sums, _Blocks, _Product: forward(values), backward(values, grads)
 
 
 def _steps(instructions: list[Instruction], pads: frozenset[tuple[int, int]]) -> list[Step]:
@@ -340,6 +342,8 @@ def _steps(instructions: list[Instruction], pads: frozenset[tuple[int, int]]) ->
                 last = _Numbers()
                 steps.append(last)
             last.add(ins)
+        elif _Rows.fits(ins):
+            steps.append(_Rows(ins))
         else:
             steps.append(_Stacked(ins))
     return steps
@@ -454,6 +458,42 @@ class _Stacked:
             # the sum over the batch, as in the engine (batch.BatchSum)
             if operand.needed:
                 operand.add(grads, (BatchSum(local) if operand.column else local) * grad)
+
+
+class _Rows:
+    """A variadic op (a softmax's max) over many nodes whose inputs are all of the output's kind: every
+    input of every node gathered at once (one gather, not one per input), the rule run on the rows of that
+    array, and the gradients added back at once."""
+
+    __slots__ = ("ins", "instructions", "operands", "out", "rule", "saved", "shape")
+
+    @staticmethod
+    def fits(ins: Instruction) -> bool:
+        return len(ins.args) > 2 and set(ins.arg_kinds) == {ins.kind}
+
+    def __init__(self, ins: Instruction) -> None:
+        self.ins, self.rule, self.instructions = ins, RULES[ins.op], [ins]
+        self.out = slice(ins.out, ins.out + ins.size)
+        self.operands = [_Operand(ins.kind, tuple(s for a in ins.args for s in a), False)]  # input 0's, ...
+        self.shape = (len(ins.args), ins.size) + (() if ins.kind == NUMBER else (ins.kind,))
+        self.saved: tuple[Any, tuple[Array, ...]] = (None, ())
+
+    def forward(self, values: dict[int, Array]) -> None:
+        xs = tuple(self.operands[0].gather(values).reshape(self.shape))  # input i: a view, row i
+        out = self.rule.forward(_STACKED, *xs)
+        values[self.ins.kind][self.out] = out
+        self.saved = (out, xs)
+
+    def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
+        (operand,) = self.operands
+        if not operand.needed:
+            return
+        out, xs = self.saved
+        grad = grads[self.ins.kind][self.out]
+        products = np.empty(self.shape)
+        for i, local in enumerate(self.rule.local(_STACKED, out, *xs)):
+            np.multiply(local, grad, out=products[i])  # the chain rule, input by input, as in _Stacked
+        operand.add(grads, products.reshape(-1, *self.shape[2:]))
 
 
 class _Sums:
