@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 import random
 import re
@@ -441,7 +442,9 @@ def test_blocks_are_found_only_where_nodes_form_grids() -> None:
 def test_ragged_variadic_nodes_are_padded_into_one_instruction(batch: int) -> None:
     """Causal attention's shape: at position p a softmax over p + 1 logits. The max and the total of every
     position pad to the longest with their rule's neutral input (-inf, 0·0) and run as one instruction
-    each, with backward's gradients; ties in a max keep sharing its slope."""
+    each, with backward's gradients. A softmax's max feeds a detach only, so a max of the same logits is
+    added to the loss too: its gradients then run through the padded instruction, and ties in it keep
+    sharing its slope."""
     from chainrule.lm import softmax
     from chainrule.replay import _Rows
 
@@ -454,6 +457,7 @@ def test_ragged_variadic_nodes_are_padded_into_one_instruction(batch: int) -> No
     leaves[3].data = leaves[1].data + 0.0  # z3 ties with z1 (a copy, at every later position)
     logits = leaves
     terms = [p * float(q + 1) for q in range(6) for p in softmax(logits[: q + 1])]
+    terms += [apply_op("max", *logits[: q + 1]) * 0.5 for q in range(6)]  # at the softmax's max's depth
     root = terms[0]
     for term in terms[1:]:
         root = root + term.tanh()
@@ -465,10 +469,33 @@ def test_ragged_variadic_nodes_are_padded_into_one_instruction(batch: int) -> No
     assert ops.count("max") == 1 and ops.count("linear") == 1, str(prog)
     # the max's inputs are gathered as one array: its rows are the inputs (replay's _Rows)
     assert [s.ins.op for s in prog._steps if isinstance(s, _Rows)] == ["max"]
+    assert any(isinstance(s, _Rows) for s in prog._backward)  # the added maxes' gradients run through it
     # -inf for the max, 0 for the sums' weights (numbers) and their terms (batches in a batch)
     assert len(prog.plan.pads) == (3 if batch else 2)
     assert prog.plan.nodes == len(capture(root).nodes)  # the pads are not counted as the graph's nodes
     assert all(leaf.label != "pad" or leaf.grad == 0.0 for leaf in prog.inputs)  # pads get no gradient
+
+
+def test_backward_skips_what_no_gradient_reaches() -> None:
+    """A softmax's max is read by a detach only, and a detach passes no gradient: backward runs no step for
+    either, and the program's gradients are still backward's. A NaN behind a detach stays behind it."""
+    from chainrule.lm import softmax
+
+    rng = np.random.default_rng(3)
+    z = [Value(rng.normal(size=5), f"z{i}") for i in range(4)]
+    root = (softmax(z)[0] * 2.0 + softmax(z[1:])[1]).sum()
+    _check_against_backward(root, z)
+    prog = chainrule.compile(root)
+    forward_ops = {ins.op for step in prog._steps for ins in step.instructions}
+    backward_ops = {ins.op for step in prog._backward for ins in step.instructions}
+    assert {"max", "detach"} <= forward_ops and not {"max", "detach"} & backward_ops, str(prog)
+    assert re.search(r"∂%\d+: nothing from %\d+ \(∂/∂x: none", str(prog)), str(prog)  # print(prog) says so
+
+    x = Value(2.0, "x")
+    y = x * 3.0
+    nan_behind = y.detach() * math.inf * 0.0 + y  # ∂root/∂detach is inf·0 = NaN: it stops there
+    _check_against_backward(nan_behind, [x])
+    assert x.grad == 3.0
 
 
 def test_padding_never_joins_arities_far_apart() -> None:

@@ -510,10 +510,15 @@ def test_no_grad_records_nothing_and_detach_passes_no_gradient() -> None:
     assert b.parents == () and b.op == "" and b.local_grads == ()
     c = a * 3.0  # recording is back on after the block
     assert c.parents[0] is a
-    d = c.detach()  # a node of the graph (compile recomputes it), whose slope is 0
-    assert d.data == c.data and d.op == "detach" and d.parents == (c,) and d.local_grads == (0.0,)
+    d = c.detach()  # a node of the graph (compile recomputes it), with no local derivative: no edge back
+    assert d.data == c.data and d.op == "detach" and d.parents == (c,) and d.local_grads == ()
     (d * a).backward()
     assert c.grad == 0.0 and a.grad == d.data
+    # Not even a NaN passes (a slope of 0 would pass 0·NaN): as torch's detach
+    x = Value(2.0)
+    y = x * 1.0
+    (y.detach() * math.inf * 0.0 + y).backward()  # d(root)/d(detach) is inf·0 = NaN
+    assert x.grad == 1.0
     with no_grad():
         assert c.detach().parents == ()
 

@@ -259,6 +259,7 @@ def _allocate(graph: Graph, steps: Iterable[Group | Product], outputs: list[Valu
             continue
         nodes = step.nodes
         first = parents[nodes[0]]
+        passes = bool(graph.nodes[nodes[0]].local_grads)  # False: the rule gives none (detach)
         arg_kinds = tuple(map(kinds.__getitem__, first))
         arg_kinds = shared.setdefault(arg_kinds, arg_kinds)
         if len(nodes) == 1:  # most instructions of a deep chain: the short way
@@ -267,13 +268,14 @@ def _allocate(graph: Graph, steps: Iterable[Group | Product], outputs: list[Valu
             slot[i] = sizes.get(k, 0)
             sizes[k] = slot[i] + 1
             one_each = tuple(zip(map(slot.__getitem__, first)))  # ((slot of parent 0,), (slot of 1,), ...)
-            instructions.append(Instruction(step.op, k, slot[i], 1, arg_kinds, one_each))
+            instructions.append(Instruction(step.op, k, slot[i], 1, arg_kinds, one_each, None, passes))
             continue
         # in the order of their parents' slots: gathers then are often plain slices
         nodes = sorted(nodes, key=lambda i: [slot[p] for p in parents[i]])
         out = place(nodes)
         args = tuple(tuple(slot[parents[i][j]] for i in nodes) for j in range(len(first)))
-        instructions.append(Instruction(step.op, kinds[nodes[0]], out, len(nodes), arg_kinds, args))
+        instructions.append(Instruction(step.op, kinds[nodes[0]], out, len(nodes), arg_kinds, args, None,
+                                        passes))
     labels = {(kinds[i], slot[i]): node.label for i, node in enumerate(graph.nodes) if node.label}
     found: dict[int, tuple[Value, int, int]] = {}  # the node itself too: its id stays its own
     if outputs:

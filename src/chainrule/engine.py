@@ -77,9 +77,10 @@ RULES = Rules({
     # The largest input (a softmax's shift); inputs that tie for it share its slope, as in torch.amax.
     "max": Rule(lambda m, *xs: m.maxof(xs), lambda m, out, *xs: m.ties(out, xs),
                 "∂/∂xᵢ = 1/k for the k inputs equal to the max, else 0", pad=(0, 1, float("-inf"))),
-    # The identity, with slope 0: what it reads is recomputed by every interpretation (compile too), and
-    # no gradient passes (torch's detach, JAX's stop_gradient).
-    "detach": Rule(lambda m, x: x, lambda m, out, x: (0.0,), "∂/∂x = 0: no gradient passes"),
+    # The identity with no local derivative at all: what it reads is recomputed by every interpretation
+    # (compile too), and backward has no edge to follow, so no gradient passes, not even a NaN (a slope of
+    # 0 would pass 0·NaN = NaN): torch's detach, JAX's stop_gradient.
+    "detach": Rule(lambda m, x: x, lambda m, out, x: (), "∂/∂x: none, no gradient passes (as if it were 0)"),
     # table[i] with the index as data: inputs are the index (a number holding an integer, or a batch of
     # them), then the entries to pick from. The graph is the same whichever entry is read, so one compiled
     # program serves every token; backward adds into the entry read (torch's Embedding, index_select).

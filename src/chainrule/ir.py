@@ -19,7 +19,8 @@ class Instruction(NamedTuple):
     """One line of the program: `op` (a key of RULES) over `size` nodes at once, written to slots
     `out`, ..., `out + size - 1` of the buffer of `kind`. Operand i holds one slot per node, in the buffer
     of kind `arg_kinds[i]`. A fused product has `grid` = (rows, cols) and three operands: b (rows slots),
-    W (rows × n, row by row) and x (n × cols, row by row); its outputs are stored row by row."""
+    W (rows × n, row by row) and x (n × cols, row by row); its outputs are stored row by row. `passes` is
+    False for an op whose rule gives no local derivative (detach): backward sends its operands nothing."""
 
     op: str
     kind: int
@@ -28,6 +29,7 @@ class Instruction(NamedTuple):
     arg_kinds: tuple[int, ...]
     args: tuple[tuple[int, ...], ...]
     grid: tuple[int, int] | None = None
+    passes: bool = True
 
 
 class Plan(NamedTuple):
@@ -99,6 +101,9 @@ def format_plan(plan: Plan) -> str:
                                       ("summed over the batch", any(k == 0 for k in ins.arg_kinds)
                                        and ins.kind != 0)) if hit]
             formula = RULES[ins.op].formula
+            if not ins.passes:
+                backward.append(f"{grads}: nothing from %{j} ({formula})")
+                continue
             backward.append(f"{grads} += ∂%{j} · ({formula})" + (f"  [{'; '.join(notes)}]" if notes else ""))
         else:
             rows, cols = ins.grid

@@ -74,10 +74,8 @@ class Program:
         self._graded_batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind, as _batches
         # compile's pads (neutral inputs lining up nodes of different arity) never get a gradient
         self._pads = {id(plan.leaves[kind][slot]) for kind, slot in plan.pads}
-        if self._pads:
-            self._mark()
-        else:
-            self._refresh()
+        self._backward: list[Step] = []  # the steps backward runs, in forward order (_mark)
+        self._mark()
 
     def __len__(self) -> int:
         """The number of forward instructions (backward has as many)."""
@@ -113,7 +111,7 @@ class Program:
         kind, slot = self.plan.root
         grads[kind][slot] = 1.0
         with np.errstate(over="ignore", invalid="ignore"):
-            for step in reversed(self._steps):
+            for step in reversed(self._backward):
                 step.backward(values, grads)
         self._write_grads()
         return out
@@ -204,16 +202,39 @@ class Program:
         self._mark()
 
     def _mark(self) -> None:
+        """Which gradients backward computes: a slot's only if it leads to an input that gets gradients
+        (`useful`) and a gradient from the root can reach it (`reached`), through ops that pass one: a
+        detach passes none, so the max a softmax subtracts (read by a detach only) gets no backward."""
         self._gradless = self._frozen | self._no_grads | self._pads  # a frozen input gets none either
         self._refresh()
-        gradless: dict[int, set[int]] = {}
-        for kind, ls in self.plan.leaves.items():
-            gradless[kind] = {slot for slot, leaf in enumerate(ls) if id(leaf) in self._gradless}
-        for step in self._steps:  # backward skips the gradients nothing reads
-            operands = getattr(step, "operands", None) or [getattr(step, n) for n in ("b", "w", "x")
-                                                            if hasattr(step, n)]
+        plan = self.plan
+        useful = {k: np.zeros(n, dtype=bool) for k, n in plan.sizes.items()}
+        for kind, ls in plan.leaves.items():  # the inputs hold a kind's first slots
+            useful[kind][: len(ls)] = [id(leaf) not in self._gradless for leaf in ls]
+        for ins in plan.instructions:
+            if ins.passes and any(useful[k][list(a)].any() for k, a in zip(ins.arg_kinds, ins.args)):  # noqa: B905
+                useful[ins.kind][ins.out : ins.out + ins.size] = True
+        reached = {k: np.zeros(n, dtype=bool) for k, n in plan.sizes.items()}
+        reached[plan.root[0]][plan.root[1]] = True
+        live: set[int] = set()  # ids of the instructions whose backward runs
+        for ins in reversed(plan.instructions):
+            outs = slice(ins.out, ins.out + ins.size)
+            if ins.passes and reached[ins.kind][outs].any() and useful[ins.kind][outs].any():
+                live.add(id(ins))
+                for k, a in zip(ins.arg_kinds, ins.args):  # noqa: B905
+                    reached[k][list(a)] = True
+        unwanted = {k: set(np.flatnonzero(~(useful[k] & reached[k])).tolist()) for k in plan.sizes}
+        self._backward = []
+        for step in self._steps:
+            if isinstance(step, _Numbers):  # single numbers: the rules' own zip skips what passes nothing
+                self._backward.append(step)
+                continue
+            operands = getattr(step, "operands", None) or [step.b, step.w, step.x]
             for operand in operands:
-                operand.mark(gradless)
+                operand.mark(unwanted)
+                operand.needed &= id(step.instructions[0]) in live
+            if any(operand.needed for operand in operands):
+                self._backward.append(step)
 
     def _check_inputs(self, leaves: list[Value]) -> None:
         inputs = {id(leaf) for ls in self.plan.leaves.values() for leaf in ls}
@@ -392,7 +413,7 @@ class _Operand:
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
         self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
         self.slots = slots
-        self.needed = True  # False when every slot is an input without grads (Program.no_grads)
+        self.needed = True  # False when no slot wants a gradient (Program._mark)
         first = slots[0]
         if slots == tuple(range(first, first + len(slots))):
             self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))

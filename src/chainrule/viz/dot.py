@@ -242,7 +242,7 @@ def layout(
         )
 
     def gtext(v: Value) -> str:
-        return grad_text[id(v)] if grad_text is not None else fmt(v.grad)
+        return fmt(v.grad) if grad_text is None else grad_text.get(id(v), fmt(v.grad))  # no edge in: none
 
     drawn_grads = [abs(scalar(order[i].grad)) for i in range(len(order)) if element[i] == f"v{i}"]
     drawn_grads += [abs(scalar(v.grad)) for _, g, _ in group_info for v in g.outputs]

@@ -404,7 +404,7 @@
       const args = v.parents.map(name).map(esc);
       h += `<h2>Made by op ${esc(v.op)}</h2><p>${esc(name(i))} = ${esc(v.op)}(${args.join(", ")})</p>` +
         `<p>Local derivative rule: <span class="formula">${esc(v.formula)}</span></p><table>` +
-        v.parents.map((p, s) => `<tr><th>∂${esc(dname(i))}/∂${esc(dname(p))}</th><td class="num">${v.locals[s]}</td></tr>`).join("") +
+        v.parents.map((p, s) => `<tr><th>∂${esc(dname(i))}/∂${esc(dname(p))}</th><td class="num">${s < v.locals.length ? v.locals[s] : "none (no gradient passes)"}</td></tr>`).join("") +
         "</table>";
     } else {
       h += `<p class="hint">A leaf: no op made it, so backward stops here.</p>`;

@@ -195,7 +195,8 @@ def forward_steps(root: Value, wrt: Value, inputs: list[Value] | None = None) ->
     steps: list[TangentStep] = []
     for node, twin in zip(order, twins, strict=True):
         if isinstance(twin, Dual) and twin.parents:
+            # zip stops at the last local derivative: an op whose rule has none (detach) has no term
             terms = tuple((x, local, t.tangent) for x, t, local in zip(
-                node.parents, twin.parents, twin.local_grads, strict=True) if isinstance(t, Dual))
+                node.parents, twin.parents, twin.local_grads, strict=False) if isinstance(t, Dual))
             steps.append(TangentStep(len(steps), node, terms, twin.tangent))
     return steps
