@@ -99,6 +99,12 @@ class ArrayMath(Conventions):
 
     @staticmethod
     def pow(a: Any, b: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = np.power(a, b)
+        # Every case below that raises or differs from NumPy (0 to a negative power, a negative base to a
+        # fractional one, (-inf) ** 0.5, an overflow) has an infinite or NaN output: all finite, all done.
+        if np.isfinite(out).all():
+            return out
         a_, b_ = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         zero_to_negative = (a_ == 0) & (b_ < 0) & np.isfinite(b_)  # 0 ** -inf is inf, as in Python
         if zero_to_negative.any():

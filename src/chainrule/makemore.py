@@ -20,6 +20,7 @@ by chainrule.compile and replayed). `microgpt()` is microgpt's whole setup, seed
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -110,15 +111,20 @@ def name_loss(model: GPT, ids: Sequence[int]) -> Value:
     return _mean([nll(z, ids[i + 1]) for i, z in enumerate(model(ids[:n]))])
 
 
-def _padded(model: GPT, rows: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[list[float]]]:
-    """`rows` cut to the block and padded to the longest with token 0, and the weight of each position's
-    loss: 1/(n·B) for each of a name's n real positions, 0 for padding. The padding comes after every real
-    position, so causal attention never lets it reach one; its weight keeps it out of the loss, which is
-    then the mean over the names of name_loss, whatever their lengths."""
-    n = min(model.block_size, max(len(r) for r in rows) - 1)
-    ids = [list(r[: n + 1]) + [0] * (n + 1 - len(r[: n + 1])) for r in rows]
-    real = [min(model.block_size, len(r) - 1) for r in rows]
-    weights = [[1.0 / (k * len(rows)) if i < k else 0.0 for k in real] for i in range(n)]
+def _padded(model: GPT, rows: Sequence[Sequence[int]]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """`rows` cut to the block and padded to the longest with token 0 (B × (n + 1) ids), and the weight of
+    each position's loss (n × B): 1/(k·B) for each of a name's k real positions, 0 for padding. The padding
+    comes after every real position, so causal attention never lets it reach one; its weight keeps it out
+    of the loss, which is then the mean over the names of name_loss, whatever their lengths. Array
+    operations, not a Python loop per token: a compiled step pads every batch."""
+    lengths = np.fromiter(map(len, rows), dtype=np.intp, count=len(rows))
+    n = min(model.block_size, int(lengths.max()) - 1)
+    kept = np.minimum(lengths, n + 1)  # tokens of each row inside the block
+    ids = np.zeros((len(rows), n + 1), dtype=np.intp)
+    ids[np.arange(n + 1) < kept[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(r[: n + 1] for r in rows), dtype=np.intp, count=int(kept.sum()))
+    real = kept - 1  # positions with a next token: min(block, len - 1)
+    weights = np.where(np.arange(n)[:, None] < real, 1.0 / (real * len(rows)), 0.0)
     return ids, weights
 
 
@@ -126,8 +132,8 @@ def _names_graph(model: GPT, rows: list[list[int]], vocab: int) -> tuple[Value, 
     """The mean over `rows` (ids of names) of name_loss as one batched graph (`_padded`), and its leaves:
     the one-hot tokens (position by position, token by token), then the positions' weights."""
     ids, weights = _padded(model, rows)
-    cols = [one_hot([r[i] for r in ids], vocab) for i in range(len(ids[0]))]
-    w = [Value(np.array(ws), label=f"weight{i}") for i, ws in enumerate(weights)]
+    cols = [one_hot(ids[:, i].tolist(), vocab) for i in range(ids.shape[1])]
+    w = [Value(ws, label=f"weight{i}") for i, ws in enumerate(weights)]
     terms = [(nll(z, cols[i + 1]) * w[i]).sum() for i, z in enumerate(model(cols[: len(weights)]))]
     loss = terms[0]
     for t in terms[1:]:
@@ -248,7 +254,7 @@ class _Trainer:
         # One program per (batch size, padded length): captured at its first batch, replayed after.
         ids, weights = _padded(model, rows)
         vocab = self.tok.vocab_size
-        data = np.concatenate([_onehot_rows(np.array(ids, dtype=np.intp), vocab), np.array(weights)])
+        data = np.concatenate([_onehot_rows(ids, vocab), weights])
         shape = ("gpt", len(rows), len(weights))
         return self._compiled(shape, lambda: _names_graph(model, rows, vocab), data)
 
