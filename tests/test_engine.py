@@ -1142,9 +1142,13 @@ def test_the_built_in_ops_run_the_inlined_fast_path() -> None:
         inner = method if inline.source(method) is not None else method.__closure__[0].cell_contents
         assert inline.source(inner) is not None, method
         assert not {"forward", "local"} & set(inner.__code__.co_freevars), method
+        assert "_node" not in inner.__code__.co_names, method  # the node builder's lines, not a call
     exp, mul = str(inline.source(Value.exp)), str(inline.source(Value.__mul__))
-    assert "node.data = out = FLOAT_MATH_exp(x)" in exp and "node.local_grads = (out,)" in exp
-    assert "node.data = out = x * y" in mul and "node.local_grads = (y, x)" in mul
+    assert "out = FLOAT_MATH_exp(x)" in exp and "_node_node.local_grads = (out,)" in exp
+    assert "out = x * y" in mul and "_node_node.local_grads = (y, x)" in mul and "return _node_node" in mul
+    assert "_node_local_grads = (FLOAT_MATH_zero_safe_mul(" in str(inline.source(Value.__pow__))  # first
+    for made in (Value._apply.func, chainrule.engine._lift):  # apply and _lift make their nodes so too
+        assert "_node" not in made.__code__.co_names and inline.source(made) is not None
     assert inline.source(_called("*")) is None
 
 

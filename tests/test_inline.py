@@ -129,3 +129,77 @@ def test_a_function_whose_calls_cannot_all_be_inlined_is_refused() -> None:
 
     fast = inline.inlined(plain, ("forward",))
     assert fast is not None and fast(4.0) == 8.0 and "return x * 2.0" in str(inline.source(fast))
+
+
+# ----- builders: a def of assignments and a return, put in place of `return f(...)` / `x = f(...)` -----
+
+
+class _Box:
+    __slots__ = ("a", "b", "tag")
+
+
+CALLS: list[str] = []
+
+
+def _logged(x: Any, name: str) -> Any:  # an argument with a side effect: the order it runs in is seen
+    CALLS.append(name)
+    return x
+
+
+def _build(a: Any, b: Any, tag: str) -> _Box:
+    """A builder: one store per statement, then the box."""
+    box = object.__new__(_Box)
+    box.a = a
+    box.b = b
+    box.tag = tag
+    return box
+
+
+def _uses_builder(x: float, y: float) -> Any:
+    box = _build(_logged(x, "a"), _logged(y * 2.0, "b"), "t")
+    return _build(box, (x, y), "outer")
+
+
+def _rebinds(a: Any) -> Any:
+    a = a + 1
+    return a
+
+
+def _branches(a: Any) -> Any:
+    if a:
+        return 1
+    return 2
+
+
+def test_a_builder_is_put_in_place_of_its_calls_with_the_arguments_in_order() -> None:
+    fast = inline.inlined(_uses_builder, ("_build",))
+    assert fast is not None and "_build(" not in str(inline.source(fast))
+    assert "_build" not in fast.__code__.co_names  # no call left
+    CALLS.clear()
+    made = fast(1.5, -2.0)
+    assert CALLS == ["a", "b"]  # evaluated once each, in the call's order
+    CALLS.clear()
+    plain = _uses_builder(1.5, -2.0)
+    assert CALLS == ["a", "b"]
+    assert type(made) is type(made.a) is _Box and (made.tag, made.a.tag) == (plain.tag, plain.a.tag)
+    assert (made.a.a, made.a.b, made.b) == (plain.a.a, plain.a.b, plain.b) == (1.5, -4.0, (1.5, -2.0))
+
+
+def test_what_is_not_a_builder_keeps_its_calls() -> None:
+    def as_expression(x: float) -> Any:  # a builder's call inside an expression, not a statement of its own
+        return [_build(x, x, "t")]
+
+    def keyword(x: float) -> Any:
+        return _build(x, x, tag="t")
+
+    def walrus(x: float) -> Any:
+        return _build((y := x), y, "t")
+
+    def calls(x: float) -> Any:
+        return _rebinds(x), _branches(x)
+
+    for fn, names in ((as_expression, ("_build",)), (keyword, ("_build",)), (walrus, ("_build",)),
+                      (calls, ("_rebinds",)), (calls, ("_branches",))):
+        assert inline.inlined(fn, names) is None, fn
+    # called from another module, a builder's lines would read that module's globals, not its own
+    assert inline._builder(_build, {}) is None and inline._builder(_build, globals()) is not None

@@ -109,6 +109,26 @@ def no_grad(recording: bool = False) -> Iterator[None]:
 enable_grad = partial(no_grad, recording=True)
 
 
+_new = object.__new__
+
+
+def _node(kind: type[Value], data: Any, op: str, parents: tuple[Value, ...], local_grads: tuple[Any, ...]
+          ) -> Value:
+    """The one place a node is made: a `kind` node holding `data`, made by `op` from `parents` with these
+    local derivatives (a leaf: op "", no parents). `_new` skips __new__'s and __init__'s checks (the data
+    came out of a rule, or `_lift` made it a float). One store per statement: a 6-tuple unpack would
+    build the tuple first. The callers below have these lines put in place of the call (chainrule.inline):
+    making nodes is most of an eager step, and a call would cost ~60 ns of a ~300 ns op."""
+    node = _new(kind)
+    node.data = data
+    node.grad = 0.0
+    node.label = ""
+    node.op = op
+    node.parents = parents
+    node.local_grads = local_grads
+    return node
+
+
 def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
     """The Value method running RULES[op] (`a op b`, reflected, or `op(a)`). Two floats take a fast path, the
     same rule with fewer checks; a batch, no_grad or an error to name go through `apply`. `unary` and
@@ -120,14 +140,8 @@ def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
         if type(a) is Value and _recording():  # the fast path, as binary's below
             x = a.data
             try:
-                node = _new(Value)
-                node.data = out = forward(FLOAT_MATH, x)
-                node.grad = 0.0
-                node.label = ""
-                node.op = op
-                node.parents = (a,)
-                node.local_grads = local(FLOAT_MATH, out, x)
-                return node
+                out = forward(FLOAT_MATH, x)
+                return _node(Value, out, op, (a,), local(FLOAT_MATH, out, x))
             except (ArithmeticError, ValueError):
                 pass  # the general path raises it again, naming the op and the Value
         return a._apply(op, (a,), (a.data,))
@@ -137,15 +151,9 @@ def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
             return NotImplemented  # type: ignore[no-any-return]  # Python then raises its TypeError
         if type(a) is Value is type(b) and _recording():
             x, y = a.data, b.data
-            try:  # written out, not a helper: making nodes is most of an eager step. One store per
-                node = _new(Value)  # statement: a 5-field tuple unpack would build the tuple first
-                node.data = out = forward(FLOAT_MATH, x, y)
-                node.grad = 0.0
-                node.label = ""
-                node.op = op
-                node.parents = (a, b)
-                node.local_grads = local(FLOAT_MATH, out, x, y)
-                return node
+            try:
+                out = forward(FLOAT_MATH, x, y)
+                return _node(Value, out, op, (a, b), local(FLOAT_MATH, out, x, y))
             except (ArithmeticError, ValueError):
                 pass  # the general path raises it again, naming the op and the Values
         return (b if type(a) is Value else a)._apply(op, (a, b), (a.data, b.data))  # a batch's kind wins
@@ -154,10 +162,11 @@ def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
         return NotImplemented if (lifted := _lift(other)) is None else binary(lifted, self)
 
     # What runs is the function above made again with the calls of forward and local replaced by the
-    # rule's own expressions (`chainrule.inline.source(Value.exp)` shows it): ~70 ns less of a ~300 ns
-    # op. A rule that cannot be read so (a closure, a def'd function, a builtin) keeps the calls.
-    unary = inlined(unary, ("forward", "local"), ("FLOAT_MATH",)) or unary
-    binary = inlined(binary, ("forward", "local"), ("FLOAT_MATH",)) or binary  # reflected_binary's too
+    # rule's own expressions and _node's by its lines (`chainrule.inline.source(Value.exp)` shows it):
+    # ~130 ns less of a ~300 ns op. A rule that cannot be read so (a closure, a def, a builtin) keeps
+    # the calls.
+    unary = inlined(unary, ("forward", "local", "_node"), ("FLOAT_MATH",)) or unary
+    binary = inlined(binary, ("forward", "local", "_node"), ("FLOAT_MATH",)) or binary  # reflected's too
     method = (reflected_binary if reflected else binary) if op in ("+", "*", "/", "**") else unary
     method.__name__ = method.__qualname__ = op
     method.rule = op, reflected  # type: ignore[union-attr]  # what _rebind looks for
@@ -280,7 +289,6 @@ class Value:
 
 
 _data = operator.attrgetter("data")  # map(_data, parents) is [p.data for p in parents] at C speed
-_new = object.__new__
 
 
 def apply(m: Math, kind: type[Value], op: str, parents: tuple[Value, ...], xs: tuple[Any, ...]) -> Value:
@@ -288,19 +296,18 @@ def apply(m: Math, kind: type[Value], op: str, parents: tuple[Value, ...], xs: t
     rule = RULES[op]
     try:
         out = rule.forward(m, *xs)
-        node = _new(kind)  # skips __new__'s and __init__'s checks: `out` came out of a rule
-        node.data, node.grad, node.label, node.op, node.parents, node.local_grads = out, 0.0, "", "", (), ()
-        if _recording():  # else (no_grad) a leaf
-            node.op, node.parents, node.local_grads = op, parents, rule.local(m, out, *xs)
-        return node
+        if _recording():
+            return _node(kind, out, op, parents, rule.local(m, out, *xs))
+        return _node(kind, out, "", (), ())  # no_grad: a leaf
     except (ArithmeticError, ValueError) as err:
         # Python's own messages ("math domain error") don't say which op or which Value: ours do.
         # With the cause where the op's own words don't say it all (in a batch: which element).
         said = rule.fails_on or f"{op} failed"
         what = said if rule.fails_on and m is FLOAT_MATH else f"{said} ({err})"
-        raise type(err)(f"{what}: {f' {op} '.join(p._culprit() for p in parents)}") from None
+        raise type(err)(f"{what}: {f' {op} '.join(map(Value._culprit, parents))}") from None
 
 
+apply = inlined(apply, ("_node",)) or apply  # _node's lines in place of its calls, as in the fast paths
 Value._apply = partial(apply, FLOAT_MATH, Value)  # a partial is a C call: no extra frame per op
 
 
@@ -308,12 +315,10 @@ def _lift(x: object) -> Value | None:
     """x as a Value: a plain number becomes a leaf (as in the seeds: `a + 1` shows the 1), else None."""
     if type(x) is not float and type(x) is not int and not isinstance(x, numbers.Real):
         return x if isinstance(x, Value) else None
-    node = _new(Value)  # skips __new__'s and __init__'s checks: the data is a real number. One store per
-    node.data = x if type(x) is float else float(x)  # statement, as in binary: ~40 ns less than a 6-tuple
-    node.grad = 0.0
-    node.label = node.op = ""  # a leaf: no op, no parents
-    node.parents = node.local_grads = ()
-    return node
+    return _node(Value, x if type(x) is float else float(x), "", (), ())  # a leaf: no op, no parents
+
+
+_lift = inlined(_lift, ("_node",)) or _lift
 
 
 class _Zero:

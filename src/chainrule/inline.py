@@ -3,14 +3,18 @@
 The engine's float fast path (`engine._method`) calls an op's two rule functions, `forward(FLOAT_MATH, x)`
 and `local(FLOAT_MATH, out, x)`: two Python calls of a ~300 ns op. `inlined(unary, ("forward", "local"),
 ("FLOAT_MATH",))` returns the same function with those calls replaced by the lambdas' own expressions and
-`FLOAT_MATH.exp` read once, when it is made: for `exp`, the body computes `node.data = out = exp(x)` and
-`node.local_grads = (out,)` in place. Nothing per op is written here: the expressions are the rules'.
+`FLOAT_MATH.exp` read once, when it is made: for `exp`, the body computes `out = exp(x)` and the local
+derivatives `(out,)` in place. Nothing per op is written here: the expressions are the rules'. The node
+itself is made by `engine._node`, a builder (a def of assignments and a return): `return _node(...)` and
+`x = _node(...)` are replaced by its lines, each argument that is not a plain name or constant bound
+first, in order, as the call would evaluate them.
 
 What is inlined is only what is certainly the same: a plain lambda (no closure, defaults or *args) whose
 body names only its parameters, called with plain names or constants as arguments (so no argument is
-evaluated twice, skipped or reordered). Its source is recovered from the file its code came from
-(`linecache`, so a notebook cell works too) and checked to compile to the very code the function runs.
-Anything else returns None, and the caller keeps the function it has.
+evaluated twice, skipped or reordered); a builder of the caller's own module (so its lines read the same
+globals) whose locals are renamed apart from the caller's. Its source is recovered from the file its
+code came from (`linecache`, so a notebook cell works too) and checked to compile to the very code the
+function runs. Anything else returns None, and the caller keeps the function it has.
 
 This module must not import the engine: the engine imports it.
 """
@@ -119,6 +123,12 @@ def _is_atom(node: ast.expr) -> bool:
     return isinstance(node, ast.Name | ast.Constant)
 
 
+def _pure(node: ast.expr) -> bool:
+    """A name, a constant, or a tuple of them: evaluated later it gives the same (a new tuple if not
+    empty, so it may be put in one place only), and it cannot fail or act."""
+    return _is_atom(node) or (isinstance(node, ast.Tuple) and all(map(_pure, node.elts)))
+
+
 def body(fn: Any, args: Sequence[ast.expr]) -> ast.expr | None:
     """The body of the lambda `fn` with its parameters replaced by `args` (names or constants), or None
     when it is not certainly the same as calling fn with them (see the module's docstring)."""
@@ -154,6 +164,96 @@ class _Rename(ast.NodeTransformer):
         return _copy(self.params[node.id])
 
 
+def _builder(fn: Any, home: dict[str, Any]) -> ast.FunctionDef | None:
+    """fn's def if it is a builder `inlined` can put in place of a call from a function whose globals are
+    `home`: fn's globals too (its lines then read the same names), plain parameters, then only
+    assignments (no branch, loop or nested scope) and a last `return`."""
+    if (type(fn) is not types.FunctionType or fn.__globals__ is not home or fn.__closure__ or fn.__defaults__
+            or fn.__kwdefaults__):
+        return None
+    code = fn.__code__
+    node = source_node(fn)
+    if (code.co_flags & _NOT_INLINABLE or code.co_kwonlyargcount or not isinstance(node, ast.FunctionDef)
+            or node.args.posonlyargs or node.args.vararg or node.args.kwarg):
+        return None
+    *steps, last = _statements_of(node)
+    if (not isinstance(last, ast.Return) or last.value is None
+            or not all(isinstance(s, ast.Assign) for s in steps)
+            or any(isinstance(n, _SCOPED) for s in node.body for n in ast.walk(s))):
+        return None
+    return node
+
+
+def _statements_of(node: ast.FunctionDef) -> list[ast.stmt]:
+    """A def's statements, its docstring left out."""
+    return [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+
+
+def statements(fn: Any, args: Sequence[ast.expr], site: ast.Return | ast.Assign, taken: set[str],
+               home: dict[str, Any]) -> list[ast.stmt] | None:
+    """`site` (`return fn(*args)` or `x = fn(*args)`, fn a `_builder`) as fn's own statements: each
+    argument that is not a name or constant bound first, in order (as the call evaluates them), fn's
+    parameters and locals renamed apart from the caller's (`taken`), the returned value returned or
+    stored. None when that is not certainly the same (an argument that binds a name, a global of fn that
+    the caller has as a local)."""
+    node = _builder(fn, home)
+    if node is None or len(args) != len(node.args.args):
+        return None
+    if any(isinstance(n, ast.NamedExpr | ast.Lambda) for a in args for n in ast.walk(a)):
+        return None
+    params = [a.arg for a in node.args.args]
+    assigned = {n.id for s in node.body for n in ast.walk(s) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Store)}
+    free = {n.id for s in node.body for n in ast.walk(s) if isinstance(n, ast.Name)} - assigned - set(params)
+    if assigned & set(params) or free & taken:
+        return None  # a parameter rebound, or a global of fn that the caller has as a name of its own
+    names: dict[str, str] = {}
+
+    def fresh(name: str) -> str:
+        new = f"{node.name}_{name}"
+        while new in taken:
+            new += "_"
+        taken.add(new)
+        names[name] = new
+        return new
+
+    out: list[ast.stmt] = []
+    given: dict[str, ast.expr] = {}
+    uses = [n.id for s in node.body for n in ast.walk(s) if isinstance(n, ast.Name)]
+    for param, arg in zip(params, args, strict=True):
+        if _is_atom(arg) or (_pure(arg) and uses.count(param) == 1):  # in place: no name to bind it to
+            given[param] = arg
+        else:
+            out.append(ast.Assign([ast.Name(fresh(param), ast.Store())], arg, lineno=site.lineno))
+    for name in sorted(assigned):
+        fresh(name)
+    renamer = _Locals(given, names)
+    *steps, last = [renamer.visit(_copy(s)) for s in _statements_of(node)]
+    out += steps
+    assert isinstance(last, ast.Return) and last.value is not None
+    out.append(ast.Return(last.value) if isinstance(site, ast.Return)
+               else ast.Assign(site.targets, last.value, lineno=site.lineno))
+    for stmt in out:
+        for sub in ast.walk(stmt):  # where the inlined text came from: the call it replaces
+            ast.copy_location(sub, site)
+    return out
+
+
+class _Locals(ast.NodeTransformer):
+    """A builder's parameters replaced by the caller's names or constants (`given`), its other locals and
+    the parameters bound to temporaries renamed (`names`)."""
+
+    def __init__(self, given: dict[str, ast.expr], names: dict[str, str]) -> None:
+        self.given, self.names = given, names
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id in self.given:
+            return _copy(self.given[node.id])
+        if node.id in self.names:
+            return ast.Name(self.names[node.id], node.ctx)
+        return node
+
+
 class _Refused(Exception):
     """A call that cannot be inlined: `inlined` gives up."""
 
@@ -162,10 +262,32 @@ class _Inline(ast.NodeTransformer):
     """Calls of `callees` replaced by their bodies, and each `C.attr` of a name C in `constants` by a name
     bound to its value (the names and values in `bound`)."""
 
-    def __init__(self, callees: dict[str, Any], constants: dict[str, Any], taken: set[str]) -> None:
-        self.callees, self.constants, self.taken = callees, constants, taken
+    def __init__(self, callees: dict[str, Any], constants: dict[str, Any], taken: set[str],
+                 home: dict[str, Any]) -> None:
+        self.callees, self.constants, self.taken, self.home = callees, constants, taken, home
         self.bound: dict[str, Any] = {}  # name: the value it is bound to
         self.names: dict[tuple[str, str], str] = {}  # (C, attr): its name
+
+    def _site(self, node: ast.Return | ast.Assign) -> Any:
+        call = node.value
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                and call.func.id in self.callees
+                and _builder(self.callees[call.func.id], self.home) is not None):
+            self.generic_visit(node)
+            return node
+        if call.keywords:
+            raise _Refused
+        args = [self.visit(a) for a in call.args]  # calls of lambdas inside the arguments, inlined first
+        made = statements(self.callees[call.func.id], args, node, self.taken, self.home)
+        if made is None:
+            raise _Refused
+        return made
+
+    def visit_Return(self, node: ast.Return) -> Any:
+        return self._site(node)
+
+    def visit_Assign(self, node: ast.Assign) -> Any:
+        return self._site(node)
 
     def visit_Call(self, node: ast.Call) -> ast.expr:
         if not (isinstance(node.func, ast.Name) and node.func.id in self.callees):
@@ -229,9 +351,13 @@ def inlined(fn: F, calls: Sequence[str], constants: Sequence[str] = ()) -> F | N
         return None
     taken = {*code.co_names, *code.co_varnames, *code.co_cellvars, *code.co_freevars}
     for call in _calls(node):  # can every call be inlined? (quick: before the tree is copied)
-        if call.func.id in callees and (call.keywords or body(callees[call.func.id], call.args) is None):
+        if call.func.id not in callees:
+            continue
+        callee = callees[call.func.id]
+        if call.keywords or (body(callee, call.args) is None and _builder(callee, fn.__globals__) is None):
             return None
-    inline = _Inline(callees, {c: fn.__globals__[c] for c in constants if c in fn.__globals__}, taken)
+    inline = _Inline(callees, {c: fn.__globals__[c] for c in constants if c in fn.__globals__}, taken,
+                     fn.__globals__)
     try:
         new = inline.visit(_copy(node))
     except _Refused:
