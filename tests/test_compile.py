@@ -498,6 +498,32 @@ def test_backward_skips_what_no_gradient_reaches() -> None:
     assert x.grad == 3.0
 
 
+def test_a_gradient_with_one_writer_is_written_and_one_with_several_is_added_to_zeros() -> None:
+    """Backward assigns where one operand is the only writer of its slots and adds where several write
+    (zeroed before each run): two runs add twice the gradients into the leaves, as two backward() do."""
+    from chainrule.replay import _Numbers, _operands
+
+    rng = np.random.default_rng(5)
+    x = [Value(rng.normal(size=4), f"x{i}") for i in range(3)]
+    shared = x[0] * x[1]  # read by two ops: its gradient is a sum
+    root = ((shared.tanh() + shared * x[2]).exp() * x[2]).sum()
+    _check_against_backward(root, x)
+    once = _grads(x)
+    prog = chainrule.compile(root)
+    operands = [o for s in prog._backward if not isinstance(s, _Numbers) for o in _operands(s) if o.needed]
+    assert any(o.assign for o in operands) and not all(o.assign for o in operands)
+    for leaf in x:
+        leaf.grad = 0.0
+    prog()
+    prog()
+    assert all(_close(leaf.grad, 2 * g) for leaf, g in zip(x, once, strict=True))
+    prog.no_grads([x[2]])  # marks again: slots written before and no longer are zeroed once
+    for leaf in x:
+        leaf.grad = 0.0
+    prog()
+    assert _close(x[0].grad, once[0]) and _close(x[1].grad, once[1]) and x[2].grad == 0.0
+
+
 def test_padding_never_joins_arities_far_apart() -> None:
     # a 40-term sum beside 2-term ones at the same depth: padding would cost 20x, so they stay apart
     xs = [Value(float(i)) for i in range(40)]

@@ -77,6 +77,8 @@ class ArrayMath(Conventions):
     def exp(x: Any) -> Any:
         with np.errstate(over="ignore"):
             out = np.exp(x)
+        if np.isfinite(out).all():  # the usual case: no overflow to look for
+            return out
         overflow = np.isinf(out) & np.isfinite(x)
         if overflow.any():
             raise OverflowError(f"math range error{_first_bad(overflow, x)}")

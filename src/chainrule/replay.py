@@ -5,7 +5,9 @@ Every value lives in a buffer of its kind: one float64 vector for the numbers, o
 them, and writes its outputs as one block. Backward walks the instructions in reverse: it asks the same
 rule for the local derivatives, multiplies them by the outputs' gradient (the chain rule, in
 `_Stacked.backward`), and scatter-adds each product into the parents' gradients (a sorted
-`np.add.reduceat` where a parent appears twice). A fused product is `linear`'s rule on matrices: its
+`np.add.reduceat` where a parent appears twice), or writes it where it is the only gradient those slots
+get. Backward skips what no gradient from the root reaches (behind a detach) or what leads to no input
+with gradients (`Program._mark`). A fused product is `linear`'s rule on matrices: its
 local derivatives are x and W, and the sums over the shared index are matrix products. `linear` nodes whose
 weights are batches (an attention's) are the same rule on stacks of matrices where their nodes form blocks
 (`_Blocks`), or on gathered rows where they do not (`_Sums`).
@@ -74,7 +76,8 @@ class Program:
         self._graded_batches: list[tuple[int, list[tuple[int, Value]]]] = []  # by kind, as _batches
         # compile's pads (neutral inputs lining up nodes of different arity) never get a gradient
         self._pads = {id(plan.leaves[kind][slot]) for kind, slot in plan.pads}
-        self._backward: list[Step] = []  # the steps backward runs, in forward order (_mark)
+        self._backward: list[Step] = []  # the steps backward runs, in forward order (_mark) ...
+        self._zeros: list[tuple[Array, slice | NDArray[np.intp]]] = []  # ... and the rows zeroed first
         self._mark()
 
     def __len__(self) -> int:
@@ -106,8 +109,8 @@ class Program:
         """The root's value, and d(root)/d(leaf) added into every leaf's `.grad` (as `root.backward()`)."""
         out = self.forward()
         values, grads = self._values, self._grads
-        for g in grads.values():
-            g.fill(0.0)
+        for g, rows in self._zeros:
+            g[rows] = 0.0
         kind, slot = self.plan.root
         grads[kind][slot] = 1.0
         with np.errstate(over="ignore", invalid="ignore"):
@@ -225,16 +228,38 @@ class Program:
                     reached[k][list(a)] = True
         unwanted = {k: set(np.flatnonzero(~(useful[k] & reached[k])).tolist()) for k in plan.sizes}
         self._backward = []
+        # How many times backward writes each slot: an operand that is the only writer of all its slots
+        # assigns its gradients (no add, and the slots need no zeroing); the others add into slots zeroed
+        # before each run (`_zeros`). A slot never written stays 0 from the fill below.
+        writes = {k: np.zeros(n, dtype=np.intp) for k, n in plan.sizes.items()}
         for step in self._steps:
             if isinstance(step, _Numbers):  # single numbers: the rules' own zip skips what passes nothing
                 self._backward.append(step)
+                for args in step.args:
+                    np.add.at(writes[NUMBER], list(args), 2)  # added into one by one: zeroed
                 continue
-            operands = getattr(step, "operands", None) or [step.b, step.w, step.x]
+            operands = _operands(step)
             for operand in operands:
                 operand.mark(unwanted)
                 operand.needed &= id(step.instructions[0]) in live
+                if operand.needed:
+                    np.add.at(writes[operand.kind], list(operand.slots), 1)
             if any(operand.needed for operand in operands):
                 self._backward.append(step)
+        added = {k: writes[k] > 1 for k in plan.sizes}  # the slots some step adds into: zeroed first
+        for step in self._backward:
+            for operand in [] if isinstance(step, _Numbers) else _operands(step):
+                slots = list(operand.slots)
+                operand.assign = (operand.needed and not operand.repeated
+                                  and bool((writes[operand.kind][slots] == 1).all()))
+                if operand.needed and not operand.assign:
+                    added[operand.kind][slots] = True
+        self._zeros = []
+        for kind, g in self._grads.items():
+            g.fill(0.0)
+            rows = np.flatnonzero(added[kind])
+            if len(rows):
+                self._zeros.append((g, slice(None) if 2 * len(rows) > len(g) else rows))
 
     def _check_inputs(self, leaves: list[Value]) -> None:
         inputs = {id(leaf) for ls in self.plan.leaves.values() for leaf in ls}
@@ -318,6 +343,11 @@ class Program:
             for parents in _node_operands(ins):
                 _eager(ins.op, [leaf(k, s) for k, s in parents])  # raises the engine's error, naming the op
         raise type(err)(f"{' '.join(sorted({ins.op for ins in instructions}))} failed ({err})") from None
+
+
+def _operands(step: Step) -> list[_Operand]:
+    """The operands a step adds gradients into (a fused product's b, w, x; the others' list)."""
+    return getattr(step, "operands", None) or [step.b, step.w, step.x]
 
 
 def _node_operands(ins: Instruction) -> list[list[tuple[int, int]]]:
@@ -407,13 +437,14 @@ class _Operand:
     """Where an instruction's operand comes from: its slots, as a slice when they are contiguous (a view,
     no copy), and how to add gradients back into them (summed per slot when a slot repeats)."""
 
-    __slots__ = ("column", "index", "kind", "needed", "order", "repeated", "repeats", "slots", "starts",
-                 "unique")
+    __slots__ = ("assign", "column", "index", "kind", "needed", "order", "repeated", "repeats", "slots",
+                 "starts", "unique")
 
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
         self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
         self.slots = slots
         self.needed = True  # False when no slot wants a gradient (Program._mark)
+        self.assign = False  # True when no other operand writes these slots' gradients (Program._mark)
         first = slots[0]
         if slots == tuple(range(first, first + len(slots))):
             self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))
@@ -443,7 +474,9 @@ class _Operand:
         return x[:, None] if self.column else x
 
     def add(self, grads: dict[int, Array], g: Array) -> None:
-        if self.repeats:  # then index is an array (a slice never repeats)
+        if self.assign:  # the only gradient these slots get: written, not added to zeros
+            grads[self.kind][self.index] = g
+        elif self.repeats:  # then index is an array (a slice never repeats)
             grads[self.kind][self.unique] += np.add.reduceat(g[self.order], self.starts, axis=0)
         else:
             grads[self.kind][self.index] += g
