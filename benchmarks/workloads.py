@@ -435,9 +435,9 @@ def digits_in_turn(torch: Any, hidden: list[int], steps: int) -> dict[str, Any]:
 
 
 def gpt_batches(model: Any, names: list[list[int]], steps: int, batch: int,
-                seed: int) -> list[tuple[list[list[int]], list[list[int]], list[list[float]]]]:
+                seed: int) -> list[tuple[list[list[int]], Any, Any]]:
     """Every step's batch as chainrule.makemore.train draws it with rng=random.Random(seed): `batch` random
-    names (`rng.choice`), then `makemore._padded`'s padded token ids and per-position loss weights
+    names (`rng.choice`), then `makemore._padded`'s arrays of padded token ids and per-position loss weights
     (1/(n·B) on a name's n real positions, 0 on padding). Returns (rows, ids, weights) per step."""
     from chainrule.makemore import _padded
 

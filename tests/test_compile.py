@@ -496,6 +496,11 @@ def test_backward_skips_what_no_gradient_reaches() -> None:
     nan_behind = y.detach() * math.inf * 0.0 + y  # ∂root/∂detach is inf·0 = NaN: it stops there
     _check_against_backward(nan_behind, [x])
     assert x.grad == 3.0
+    for data in (0.0, np.array([0.0, 1.0])):  # an infinite slope behind a detach (sqrt's at 0): not met
+        z = Value(data, "z")
+        root = (z**0.5).detach() + z
+        _check_against_backward(root if type(data) is float else root.sum(), [z])
+        assert np.all(z.grad == 1.0)
 
 
 def test_a_gradient_with_one_writer_is_written_and_one_with_several_is_added_to_zeros() -> None:

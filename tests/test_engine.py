@@ -519,6 +519,9 @@ def test_no_grad_records_nothing_and_detach_passes_no_gradient() -> None:
     y = x * 1.0
     (y.detach() * math.inf * 0.0 + y).backward()  # d(root)/d(detach) is inf·0 = NaN
     assert x.grad == 1.0
+    z = Value(0.0)
+    ((z**0.5).detach() + z).backward()  # behind the detach, sqrt's slope at 0 is inf: never met
+    assert z.grad == 1.0
     with no_grad():
         assert c.detach().parents == ()
 

@@ -143,6 +143,25 @@ def test_exercise_data_asks_each_box_in_backwards_order_with_the_replayed_grads(
     assert page_data(to_html(L))["exercise"] is None
 
 
+def test_exercise_asks_a_detach_and_what_only_it_reads_at_the_end() -> None:
+    a, b = Value(2.0, "a"), Value(-1.0, "b")
+    c = a * b
+    c.label = "c"
+    d = c.detach()
+    d.label = "d"
+    e = d * a + b
+    e.label = "e"
+    data = page_data(to_html(e, exercise=True))
+    values, exercise = data["values"], data["exercise"]
+    assert isinstance(values, list) and isinstance(exercise, dict)
+    asked = [values[q["i"]]["label"] for q in exercise["ask"]]
+    assert sorted(asked) == sorted(v["label"] for v in values if v["label"] != "e")  # every box is asked
+    assert asked.index("d") > asked.index("a") and asked.index("c") > asked.index("d")  # no step: last
+    e.backward()
+    answers = {values[q["i"]]["label"]: q["answer"] for q in exercise["ask"]}
+    assert answers["d"] == d.grad == 2.0 and answers["c"] == 0.0 and answers["a"] == a.grad == -2.0
+
+
 def test_exercise_of_a_model_gives_collapsed_neurons_as_backward_reaches_them() -> None:
     trace = trace_model(MLP(2, [2, 1], rng=random.Random(0)), [1.0, -2.0])
     assert isinstance(trace.output, Value)

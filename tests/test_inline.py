@@ -203,3 +203,39 @@ def test_what_is_not_a_builder_keeps_its_calls() -> None:
         assert inline.inlined(fn, names) is None, fn
     # called from another module, a builder's lines would read that module's globals, not its own
     assert inline._builder(_build, {}) is None and inline._builder(_build, globals()) is not None
+
+
+G = 10
+
+
+def _bump() -> int:
+    global G
+    G += 1
+    return G
+
+
+def _pair(a: Any, b: Any) -> tuple[Any, Any]:
+    out = (a, b)
+    return out
+
+
+def test_a_builder_reads_its_arguments_when_the_call_would() -> None:
+    def reads_global() -> Any:  # G is read before _bump() rebinds it, as in the call
+        return _pair(G, _bump())
+
+    def starred(x: Any, rest: Any) -> Any:
+        return _pair(x, *rest)
+
+    def nested(x: Any) -> Any:
+        def inner(out: Any) -> Any:  # the builder's local `out` would meet inner's parameter
+            return _pair(out, x)
+
+        return inner(5)
+
+    global G
+    fast = inline.inlined(reads_global, ("_pair",))
+    assert fast is not None and "_pair(" not in str(inline.source(fast))
+    G = 10
+    assert fast() == (10, 11)
+    for fn in (starred, nested):
+        assert inline.inlined(fn, ("_pair",)) is None, fn

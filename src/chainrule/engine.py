@@ -345,7 +345,9 @@ def _interior(root: Value, zero: Any) -> list[Value]:
             node.grad = seen
             push(node)
             push(done)
-            for parent in reversed(node.parents):  # reversed: the first parent finishes first
+            # reversed: the first parent finishes first. Past an op with no local derivative (detach) no
+            # gradient goes: what only it reads is not part of backward (its grads are left as they are).
+            for parent in reversed(node.parents) if node.local_grads else ():
                 # Leaves have no place in the order (backward only adds to them); a parent already seen
                 # (shared, as an embedding row or a layer's input) is not pushed again.
                 if parent.parents and parent.grad is not seen:

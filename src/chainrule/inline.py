@@ -123,10 +123,11 @@ def _is_atom(node: ast.expr) -> bool:
     return isinstance(node, ast.Name | ast.Constant)
 
 
-def _pure(node: ast.expr) -> bool:
-    """A name, a constant, or a tuple of them: evaluated later it gives the same (a new tuple if not
-    empty, so it may be put in one place only), and it cannot fail or act."""
-    return _is_atom(node) or (isinstance(node, ast.Tuple) and all(map(_pure, node.elts)))
+def _pure(node: ast.expr, fast: frozenset[str]) -> bool:
+    """A constant, a plain local of the caller (in `fast`), or a tuple of them: evaluated later it gives the
+    same (a new tuple if not empty, so it may be put in one place only), and it cannot fail or act."""
+    return (isinstance(node, ast.Constant) or (isinstance(node, ast.Name) and node.id in fast)
+            or (isinstance(node, ast.Tuple) and all(_pure(e, fast) for e in node.elts)))
 
 
 def body(fn: Any, args: Sequence[ast.expr]) -> ast.expr | None:
@@ -190,16 +191,19 @@ def _statements_of(node: ast.FunctionDef) -> list[ast.stmt]:
 
 
 def statements(fn: Any, args: Sequence[ast.expr], site: ast.Return | ast.Assign, taken: set[str],
-               home: dict[str, Any]) -> list[ast.stmt] | None:
+               home: dict[str, Any], fast: frozenset[str] = frozenset()) -> list[ast.stmt] | None:
     """`site` (`return fn(*args)` or `x = fn(*args)`, fn a `_builder`) as fn's own statements: each
     argument that is not a name or constant bound first, in order (as the call evaluates them), fn's
     parameters and locals renamed apart from the caller's (`taken`), the returned value returned or
-    stored. None when that is not certainly the same (an argument that binds a name, a global of fn that
-    the caller has as a local)."""
+    stored. An argument is put in place of its parameter, not bound, only where reading it later reads
+    the same: a constant; a tuple of the caller's own plain locals (`fast`, which evaluating the other
+    arguments cannot rebind) used once; a local used at least once. None when that is not certainly the
+    same (an argument that binds a name or is starred, a global of fn that the caller has as a name)."""
     node = _builder(fn, home)
     if node is None or len(args) != len(node.args.args):
         return None
-    if any(isinstance(n, ast.NamedExpr | ast.Lambda) for a in args for n in ast.walk(a)):
+    if any(isinstance(a, ast.Starred) for a in args) or any(
+            isinstance(n, ast.NamedExpr | ast.Lambda) for a in args for n in ast.walk(a)):
         return None
     params = [a.arg for a in node.args.args]
     assigned = {n.id for s in node.body for n in ast.walk(s) if isinstance(n, ast.Name)
@@ -221,7 +225,8 @@ def statements(fn: Any, args: Sequence[ast.expr], site: ast.Return | ast.Assign,
     given: dict[str, ast.expr] = {}
     uses = [n.id for s in node.body for n in ast.walk(s) if isinstance(n, ast.Name)]
     for param, arg in zip(params, args, strict=True):
-        if _is_atom(arg) or (_pure(arg) and uses.count(param) == 1):  # in place: no name to bind it to
+        if (isinstance(arg, ast.Constant) or (isinstance(arg, ast.Name) and arg.id in fast and param in uses)
+                or (_pure(arg, fast) and uses.count(param) == 1)):  # in place: no name to bind it to
             given[param] = arg
         else:
             out.append(ast.Assign([ast.Name(fresh(param), ast.Store())], arg, lineno=site.lineno))
@@ -263,8 +268,9 @@ class _Inline(ast.NodeTransformer):
     bound to its value (the names and values in `bound`)."""
 
     def __init__(self, callees: dict[str, Any], constants: dict[str, Any], taken: set[str],
-                 home: dict[str, Any]) -> None:
+                 home: dict[str, Any], fast: frozenset[str] = frozenset()) -> None:
         self.callees, self.constants, self.taken, self.home = callees, constants, taken, home
+        self.fast = fast  # the caller's plain locals (not cells): builders' arguments read in place
         self.bound: dict[str, Any] = {}  # name: the value it is bound to
         self.names: dict[tuple[str, str], str] = {}  # (C, attr): its name
 
@@ -278,7 +284,7 @@ class _Inline(ast.NodeTransformer):
         if call.keywords:
             raise _Refused
         args = [self.visit(a) for a in call.args]  # calls of lambdas inside the arguments, inlined first
-        made = statements(self.callees[call.func.id], args, node, self.taken, self.home)
+        made = statements(self.callees[call.func.id], args, node, self.taken, self.home, self.fast)
         if made is None:
             raise _Refused
         return made
@@ -356,8 +362,15 @@ def inlined(fn: F, calls: Sequence[str], constants: Sequence[str] = ()) -> F | N
         callee = callees[call.func.id]
         if call.keywords or (body(callee, call.args) is None and _builder(callee, fn.__globals__) is None):
             return None
+    nested = (*_SCOPED, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for inner in ast.walk(node):  # a builder's lines inside a nested scope would see its names: refused
+        if inner is not node and isinstance(inner, nested) and any(
+                isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in callees
+                and _builder(callees[c.func.id], fn.__globals__) is not None for c in ast.walk(inner)):
+            return None
+    fast = frozenset(code.co_varnames) - frozenset(code.co_cellvars)
     inline = _Inline(callees, {c: fn.__globals__[c] for c in constants if c in fn.__globals__}, taken,
-                     fn.__globals__)
+                     fn.__globals__, fast)
     try:
         new = inline.visit(_copy(node))
     except _Refused:

@@ -124,7 +124,7 @@ def _padded(model: GPT, rows: Sequence[Sequence[int]]) -> tuple[NDArray[np.intp]
     ids[np.arange(n + 1) < kept[:, None]] = np.fromiter(
         itertools.chain.from_iterable(r[: n + 1] for r in rows), dtype=np.intp, count=int(kept.sum()))
     real = kept - 1  # positions with a next token: min(block, len - 1)
-    weights = np.where(np.arange(n)[:, None] < real, 1.0 / (real * len(rows)), 0.0)
+    weights = np.where(np.arange(n)[:, None] < real, 1.0 / (np.maximum(real, 1) * len(rows)), 0.0)
     return ids, weights
 
 

@@ -233,9 +233,12 @@ class Program:
         # before each run (`_zeros`). A slot never written stays 0 from the fill below.
         writes = {k: np.zeros(n, dtype=np.intp) for k, n in plan.sizes.items()}
         for step in self._steps:
-            if isinstance(step, _Numbers):  # single numbers: the rules' own zip skips what passes nothing
-                self._backward.append(step)
-                for args in step.args:
+            if isinstance(step, _Numbers):  # single numbers: the live ones, one by one
+                step.back = [(rule, out, args) for rule, out, args, ins in zip(  # noqa: B905
+                    step.rules, step.outs, step.args, step.instructions) if id(ins) in live][::-1]
+                if step.back:
+                    self._backward.append(step)
+                for _, _, args in step.back:
                     np.add.at(writes[NUMBER], list(args), 2)  # added into one by one: zeroed
                 continue
             operands = _operands(step)
@@ -404,13 +407,14 @@ class _Numbers:
     """Single nodes on plain floats, one after another: the levels of a graph that hold one node each
     (a chain, a running sum), run in one loop."""
 
-    __slots__ = ("args", "instructions", "outs", "rules")
+    __slots__ = ("args", "back", "instructions", "outs", "rules")
 
     def __init__(self) -> None:
         self.instructions: list[Instruction] = []
         self.rules: list[Rule] = []
         self.outs: list[int] = []
         self.args: list[tuple[int, ...]] = []
+        self.back: list[tuple[Rule, int, tuple[int, ...]]] = []  # what backward runs, last first (_mark)
 
     def add(self, ins: Instruction) -> None:
         self.instructions.append(ins)
@@ -427,7 +431,7 @@ class _Numbers:
     def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
         v, g = values[NUMBER], grads[NUMBER]
         item = v.item
-        for rule, out, args in zip(reversed(self.rules), reversed(self.outs), reversed(self.args)):  # noqa: B905
+        for rule, out, args in self.back:
             grad = g.item(out)
             for parent, d in zip(args, rule.local(FLOAT_MATH, item(out), *map(item, args))):  # noqa: B905
                 g[parent] += d * grad  # the chain rule, one node at a time
