@@ -281,6 +281,7 @@ class Value:
     def backward(self, create_graph: bool = False) -> None:
         """Fill `.grad` of every node of this graph with d(self)/d(node). The grads of non-leaf nodes are
         reset first; leaves *accumulate* (as in PyTorch): zero them between steps (`model.zero_grad()`).
+        What only a `detach` reads is not part of backward: no gradient goes there, and its grads stay.
         `create_graph=True` (PyTorch's name) makes every `.grad` a Value whose own graph computes that
         derivative from this graph's Values: `x.grad.backward()` then gives second derivatives."""
         backward_pass(self, create_graph)
