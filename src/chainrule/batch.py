@@ -193,8 +193,6 @@ class BatchSum:
         # grad is the batch's: an array (every batch node's grad is one by the time it is passed on), with
         # the examples along its last axis; stacked in a replay, one row per number.
         local = self.local
-        if type(grad) is float:  # nothing reached this node (it feeds only a detach): its grad is still 0.0
-            return grad * float(np.sum(local))
         if type(local) is float:
             total = local * grad.sum(axis=-1)
         elif local.ndim == 1 == grad.ndim:

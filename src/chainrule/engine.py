@@ -118,7 +118,7 @@ def _node(kind: type[Value], data: Any, op: str, parents: tuple[Value, ...], loc
     local derivatives (a leaf: op "", no parents). `_new` skips __new__'s and __init__'s checks (the data
     came out of a rule, or `_lift` made it a float). One store per statement: a 6-tuple unpack would
     build the tuple first. The callers below have these lines put in place of the call (chainrule.inline):
-    making nodes is most of an eager step, and a call would cost ~60 ns of a ~300 ns op."""
+    making nodes is most of an eager step, and the call would cost ~10–30 ns of a ~300 ns op."""
     node = _new(kind)
     node.data = data
     node.grad = 0.0
@@ -163,8 +163,8 @@ def _method(op: str, reflected: bool = False) -> Callable[..., Value]:
 
     # What runs is the function above made again with the calls of forward and local replaced by the
     # rule's own expressions and _node's by its lines (`chainrule.inline.source(Value.exp)` shows it):
-    # ~130 ns less of a ~300 ns op. A rule that cannot be read so (a closure, a def, a builtin) keeps
-    # the calls.
+    # ~60 ns less of a ~300 ns op (measured: a*b 277 vs 335 ns, exp 257 vs 321). A rule that cannot be
+    # read so (a closure, a def, a builtin) keeps the calls.
     unary = inlined(unary, ("forward", "local", "_node"), ("FLOAT_MATH",)) or unary
     binary = inlined(binary, ("forward", "local", "_node"), ("FLOAT_MATH",)) or binary  # reflected's too
     method = (reflected_binary if reflected else binary) if op in ("+", "*", "/", "**") else unary

@@ -6,8 +6,8 @@ and `local(FLOAT_MATH, out, x)`: two Python calls of a ~300 ns op. `inlined(unar
 `FLOAT_MATH.exp` read once, when it is made: for `exp`, the body computes `out = exp(x)` and the local
 derivatives `(out,)` in place. Nothing per op is written here: the expressions are the rules'. The node
 itself is made by `engine._node`, a builder (a def of assignments and a return): `return _node(...)` and
-`x = _node(...)` are replaced by its lines, each argument that is not a plain name or constant bound
-first, in order, as the call would evaluate them.
+`x = _node(...)` are replaced by its lines, the arguments bound to names first, in order, as the call
+would evaluate them (all but constants and the caller's own locals, which read the same later).
 
 What is inlined is only what is certainly the same: a plain lambda (no closure, defaults or *args) whose
 body names only its parameters, called with plain names or constants as arguments (so no argument is
@@ -192,13 +192,13 @@ def _statements_of(node: ast.FunctionDef) -> list[ast.stmt]:
 
 def statements(fn: Any, args: Sequence[ast.expr], site: ast.Return | ast.Assign, taken: set[str],
                home: dict[str, Any], fast: frozenset[str] = frozenset()) -> list[ast.stmt] | None:
-    """`site` (`return fn(*args)` or `x = fn(*args)`, fn a `_builder`) as fn's own statements: each
-    argument that is not a name or constant bound first, in order (as the call evaluates them), fn's
-    parameters and locals renamed apart from the caller's (`taken`), the returned value returned or
-    stored. An argument is put in place of its parameter, not bound, only where reading it later reads
-    the same: a constant; a tuple of the caller's own plain locals (`fast`, which evaluating the other
-    arguments cannot rebind) used once; a local used at least once. None when that is not certainly the
-    same (an argument that binds a name or is starred, a global of fn that the caller has as a name)."""
+    """`site` (`return fn(*args)` or `x = fn(*args)`, fn a `_builder`) as fn's own statements: the
+    arguments bound to names first, in order (as the call evaluates them), fn's parameters and locals
+    renamed apart from the caller's (`taken`), the returned value returned or stored. An argument is put
+    in place of its parameter, not bound, only where reading it later reads the same: a constant; a
+    tuple of the caller's own plain locals (`fast`, which evaluating the other arguments cannot rebind)
+    used once; such a local used at least once. None when that is not certainly the same (an argument
+    that binds a name or is starred, a global of fn that the caller has as a name)."""
     node = _builder(fn, home)
     if node is None or len(args) != len(node.args.args):
         return None
