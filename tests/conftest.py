@@ -3,6 +3,7 @@ browser, micrograd's demo model. The seeds' graphs come from chainrule.seeds, as
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import math
@@ -30,6 +31,12 @@ def png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def live_nodes() -> int:
+    """How many Values are alive now. The collector tracks every one (a Value holds objects), so
+    gc.get_objects() lists them, collector on or off. (Values take no weak references: see engine.py.)"""
+    return sum(isinstance(o, Value) for o in gc.get_objects())
 
 
 def need_dot() -> None:
