@@ -659,3 +659,37 @@ def test_forward_mode_steps_tangents_to_the_output_and_compares_the_counts(brows
     assert "= -3.0000 × 1.0000 + 2.0000 × 0.0000 = -3.0000" in page.inner_text("#panel").replace("\n", " ")
     shot(page, "forward-1280-done")
     assert not page.errors
+
+
+def test_a_detach_passes_no_gradient_and_says_so(browser: Any, tmp_path: Path) -> None:
+    x = Value(2.0, "x")
+    s = x * 3.0
+    s.label = "s"
+    d = s.detach()
+    d.label = "d"
+    y = x * d
+    y.label = "y"
+    y.backward()
+    assert (x.grad, d.grad, s.grad) == (6.0, 2.0, 0.0)  # only y's direct edge reaches x
+    html = tmp_path / "detach.html"
+    to_html(y, html, title="y = x · detach(3x)")
+    order = topological_order(y)
+    index = {id(v): i for i, v in enumerate(order)}
+    page = open_page(browser, html)
+    final = page.evaluate(DISPLAYED)
+    assert final == {f"v{i}": f"grad {fmt(v.grad)}" for i, v in enumerate(order)}
+    page.click("#reset")
+    while not page.locator("#step").is_disabled():
+        page.click("#step")
+    assert page.evaluate(DISPLAYED) == final  # the replay sends nothing through the detach either
+    page.click(f"#graph g#v{index[id(d)]}")
+    panel = page.inner_text("#panel")
+    assert "made by op detach" in panel.lower()
+    assert RULES["detach"].formula in panel
+    assert "none (no gradient passes)" in panel
+    shot(page, "detach-panel")
+    page.click(f"#graph g#v{index[id(s)]}")  # read by the detach only
+    assert "No gradient reaches this value: what uses it lies behind a detach" in page.inner_text("#panel")
+    page.click(f"#graph g#v{index[id(s.parents[1])]}")  # the 3.0, behind the detach too
+    assert "lies behind a detach" in page.inner_text("#panel")
+    assert not page.errors

@@ -416,7 +416,10 @@
     } else if (i === D.root) {
       h += `<div class="math">dL/d${esc(dname(i))} = 1 (the output; L is ${esc(name(i))} itself)</div>`;
     } else if (!termsOf[i].length) {
-      h += `<p class="hint">Nothing uses this value, so its grad stays 0.</p>`;
+      // Every node of the page leads to the output, so a used node no step reaches is behind a detach.
+      h += V.some((v) => v.parents.includes(i))
+        ? `<p class="hint">No gradient reaches this value: what uses it lies behind a detach (no gradient passes one), so its grad stays 0.</p>`
+        : `<p class="hint">Nothing uses this value, so its grad stays 0.</p>`;
     } else {
       const terms = termsOf[i].map((k) => {
         const s = S[k], done = X || k < pos - 1;
