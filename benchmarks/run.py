@@ -78,7 +78,7 @@ def plan(quick: bool) -> dict[str, Any]:
     return {"moons_steps": 10, "chain": [10**3, 10**4, 10**5, 10**6], "wide": [10**4, 10**5, 10**6],
             "wide_mem": 10**5, "repeats": 5, "time_cap_s": 12.0, "ops_n": 2 * 10**4,
             "ops_repeats": 7, "backward_n": 2 * 10**4, "timeout_s": 400,  # time_cap_s below
-            "names_steps": 16, "digits_steps": 60, "gpt_steps": 200}
+            "names_steps": 40, "digits_steps": 60, "gpt_steps": 200}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,7 +447,8 @@ def names_rows(R: Results) -> list[dict[str, Any]]:
 
 
 def format_names(rows: list[dict[str, Any]]) -> str:
-    lines = ["microgpt's training step, one name (ms, median; × = microgpt's own engine ÷ this row)",
+    lines = ["microgpt's training step, one name (ms, mean of the steps after the first; × = microgpt's "
+             "own engine ÷ this row)",
              f"  {'engine':<25}{'GC on':>9}{'×':>8}{'GC off':>9}{'×':>8}  target"]
     for r in rows:
         def fmt(x: Any, spec: str) -> str:
