@@ -42,6 +42,39 @@ def test_a_plan_is_plain_data_and_prints_as_its_program() -> None:
     assert format_plan(p).splitlines()[0] == "program: 5 nodes, 3 instructions each way; inputs: 2 numbers"
 
 
+def test_every_slot_names_the_value_it_holds() -> None:
+    """writers[kind][slot] is the instruction whose output the slot holds, -1 for an input: the names the
+    printer shows, recorded by compile as it places each slot (numbers, a batch, a fused layer)."""
+    X, y = make_moons(n_samples=20, noise=0.1, random_state=0)
+    model = MLP(2, [4, 1], rng=random.Random(0))
+    scores = model([Value(X[:, 0]), Value(X[:, 1])])
+    extra = Value(0.5, "r").exp() + Value(1.5) * Value(2.0)  # numbers beside the batches
+    p = plan(losses.mse(scores, y) + extra)
+    assert set(p.writers) == set(p.sizes) == {NUMBER, 20}
+    for kind, column in p.writers.items():
+        assert len(column) == p.sizes[kind]
+        assert list(column[: len(p.leaves[kind])]) == [-1] * len(p.leaves[kind])  # the inputs come first
+    expected = {kind: [-1] * len(p.leaves[kind]) for kind in p.sizes}
+    for j, ins in enumerate(p.instructions):
+        assert len(expected[ins.kind]) == ins.out  # outputs side by side, in instruction order
+        expected[ins.kind] += [j] * ins.size
+    assert {kind: list(column) for kind, column in p.writers.items()} == expected
+    assert any(ins.grid for ins in p.instructions) and any(ins.kind == 20 for ins in p.instructions)
+    root = p.writers[p.root[0]][p.root[1]]
+    assert f"backward, from ∂%{root} = 1" in format_plan(p)
+
+
+def test_the_printer_reads_the_names_not_the_slots() -> None:
+    """Rename a value in the data and the printout follows: the printer derives nothing from slots."""
+    a, b = Value(2.0, "a"), Value(-3.0, "b")
+    p = plan((a * b + a).tanh())
+    writers = {kind: column[:] for kind, column in p.writers.items()}
+    tanh = p.instructions[2]
+    writers[tanh.kind][tanh.out] = 7  # as if instruction 7 had written tanh's output
+    text = format_plan(p._replace(writers=writers))
+    assert "backward, from ∂%7 = 1" in text and "backward, from ∂%2 = 1" in format_plan(p)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 5), st.integers(1, 5))
 def test_every_instruction_prints_once_each_way(width: int, depth: int) -> None:

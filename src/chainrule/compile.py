@@ -22,6 +22,7 @@ This module imports no NumPy (`import chainrule` stays light); chainrule.replay 
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -224,33 +225,34 @@ def _product(graph: Graph, group: Group) -> Product | None:
 
 def _allocate(graph: Graph, steps: Iterable[Group | Product], outputs: list[Value]) -> Plan:
     """Give every node a slot in the buffer of its kind: leaves first, then each instruction's outputs
-    side by side (so an instruction writes one contiguous block); then write operands as slots."""
+    side by side (so an instruction writes one contiguous block), each slot recorded with the value it
+    holds (`Plan.writers`); then write operands as slots."""
     kinds, parents = graph.kinds, graph.parents
-    sizes: dict[int, int] = {}
+    # kind -> for each slot of its buffer, the instruction whose output it holds (-1: an input). A slot
+    # is the next one of its buffer when placed, so this is also how many slots each buffer has so far.
+    writers = {k: array("i") for k in set(kinds)}
     slot: list[int] = [0] * len(graph.nodes)
 
-    def place(nodes: Iterable[int]) -> int:
+    def place(nodes: Iterable[int], writer: int) -> int:
         first = -1
         for i in nodes:
-            k = kinds[i]
-            slot[i] = sizes.get(k, 0)
-            sizes[k] = slot[i] + 1
+            slot[i] = len(column := writers[kinds[i]])
+            column.append(writer)
             first = slot[i] if first < 0 else first
         return first
 
     leaves: dict[int, list[Value]] = {}
     for i, ps in enumerate(parents):
         if not ps:
-            k = kinds[i]
-            slot[i] = sizes.get(k, 0)
-            sizes[k] = slot[i] + 1
-            leaves.setdefault(k, []).append(graph.nodes[i])
-    instructions = []
+            slot[i] = len(column := writers[kinds[i]])
+            column.append(-1)
+            leaves.setdefault(kinds[i], []).append(graph.nodes[i])
+    instructions: list[Instruction] = []
     shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple of operand kinds for many instructions
     for step in steps:
         if isinstance(step, Product):
             flat = [i for row in step.grid for i in row]
-            out = place(flat)
+            out = place(flat, len(instructions))
             b, w = tuple(slot[i] for i in step.b), tuple(slot[i] for row in step.w for i in row)
             x = tuple(slot[i] for row in step.x for i in row)
             instructions.append(Instruction("linear", kinds[flat[0]], out, len(flat),
@@ -265,14 +267,14 @@ def _allocate(graph: Graph, steps: Iterable[Group | Product], outputs: list[Valu
         if len(nodes) == 1:  # most instructions of a deep chain: the short way
             i = nodes[0]
             k = kinds[i]
-            slot[i] = sizes.get(k, 0)
-            sizes[k] = slot[i] + 1
+            slot[i] = len(column := writers[k])
+            column.append(len(instructions))
             one_each = tuple(zip(map(slot.__getitem__, first)))  # ((slot of parent 0,), (slot of 1,), ...)
             instructions.append(Instruction(step.op, k, slot[i], 1, arg_kinds, one_each, None, passes))
             continue
         # in the order of their parents' slots: gathers then are often plain slices
         nodes = sorted(nodes, key=lambda i: [slot[p] for p in parents[i]])
-        out = place(nodes)
+        out = place(nodes, len(instructions))
         args = tuple(tuple(slot[parents[i][j]] for i in nodes) for j in range(len(first)))
         instructions.append(Instruction(step.op, kinds[nodes[0]], out, len(nodes), arg_kinds, args, None,
                                         passes))
@@ -286,4 +288,6 @@ def _allocate(graph: Graph, steps: Iterable[Group | Product], outputs: list[Valu
             found[id(node)] = (node, kinds[number[id(node)]], slot[number[id(node)]])
     root = len(graph.nodes) - 1 - len(graph.pads)
     pads = frozenset((kinds[i], slot[i]) for i in graph.pads.values())
-    return Plan(instructions, leaves, sizes, (kinds[root], slot[root]), labels, found, root + 1, pads)
+    sizes = {k: len(column) for k, column in writers.items()}
+    return Plan(instructions, leaves, sizes, (kinds[root], slot[root]), labels, found, root + 1, writers,
+                pads)

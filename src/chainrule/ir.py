@@ -7,6 +7,7 @@ Neither of those modules imports the other's code: both read these types. `forma
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -34,7 +35,9 @@ class Instruction(NamedTuple):
 
 class Plan(NamedTuple):
     """A whole program: the instructions in order, and where everything lives. Buffer `kind` has
-    `sizes[kind]` slots, the leaves of that kind first (`leaves[kind]`, read before every run)."""
+    `sizes[kind]` slots, the leaves of that kind first (`leaves[kind]`, read before every run). The
+    values are named: instruction j's outputs are the value `%j`, and `writers[kind][slot]` is the j
+    whose output that slot holds, or -1 for an input (compile records it as it places each slot)."""
 
     instructions: list[Instruction]
     leaves: dict[int, list[Value]]
@@ -43,6 +46,7 @@ class Plan(NamedTuple):
     labels: dict[tuple[int, int], str]  # labelled nodes, for error messages and print(prog)
     outputs: dict[int, tuple[Value, int, int]]  # id(node) -> (node, kind, slot), for prog.value(node)
     nodes: int
+    writers: dict[int, array[int]]
     pads: frozenset[tuple[int, int]] = frozenset()  # (kind, slot) of the leaves compile's pad added
 
 
@@ -51,14 +55,11 @@ class Plan(NamedTuple):
 
 def format_plan(plan: Plan) -> str:
     """The program, one instruction a line with shapes, forward then backward, in the spirit of a jaxpr."""
-    owner: dict[tuple[int, int], int] = {}  # (kind, slot) -> the instruction that writes it
-    for j, ins in enumerate(plan.instructions):
-        for s in range(ins.out, ins.out + ins.size):
-            owner[ins.kind, s] = j
+    writers = plan.writers
     leaf_names = {(k, s): _leaf_name(leaf) for k, ls in plan.leaves.items() for s, leaf in enumerate(ls)}
 
     def name(kind: int, slots: Sequence[int], shape: str) -> str:
-        sources = [owner.get((kind, s)) for s in slots]
+        sources: list[int | None] = [j if (j := writers[kind][s]) >= 0 else None for s in slots]
         if all(j is None for j in sources):  # leaves
             names = [leaf_names[kind, s] for s in slots]
             if len(names) <= 4:
@@ -118,8 +119,8 @@ def format_plan(plan: Plan) -> str:
                             f"({RULES['linear'].formula})")
     lines.append("forward")
     lines += ["  " + line for line in forward]
-    root = owner.get(plan.root)
-    lines.append(f"backward, from ∂{leaf_names[plan.root] if root is None else f'%{root}'} = 1")
+    root = writers[plan.root[0]][plan.root[1]]
+    lines.append(f"backward, from ∂{leaf_names[plan.root] if root < 0 else f'%{root}'} = 1")
     lines += ["  " + line for line in reversed(backward)]
     lines.append("then each input's .grad += its ∂")
     return "\n".join(lines)
