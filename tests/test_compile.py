@@ -886,3 +886,27 @@ def test_hold_batches_and_batches_reject_what_they_cannot_hold() -> None:
     with pytest.raises(ValueError, match="no batches of 0"):
         prog.batches(0)
     assert prog() == pytest.approx(root.data)  # nothing was held by the refused calls
+
+
+def test_a_product_factor_times_a_gradient_is_the_chain_rule_summed_over_the_shared_index() -> None:
+    """replay._Factor: linear's rule hands back X as d(W @ X)/dW and W as d(W @ X)/dX; times the output's
+    gradient G they are Σ_c G[r, c]·X[n, c] and Σ_r W[r, n]·G[r, c], for matrices and for stacks."""
+    import inspect
+
+    from chainrule import replay
+
+    rng = np.random.default_rng(5)
+    for stack in ((), (3,), (2, 4)):
+        W, X = rng.normal(size=(*stack, 5, 7)), rng.normal(size=(*stack, 7, 6))
+        G = rng.normal(size=(*stack, 5, 6))
+        b = np.zeros((*stack, 5, 6))
+        out = RULES["linear"].forward(replay._MATRIX, b, W, X)
+        np.testing.assert_allclose(out, np.einsum("...rn,...nc->...rc", W, X), rtol=1e-12, atol=1e-12)
+        db, dw, dx = RULES["linear"].local(replay._MATRIX, out, b, replay._Factor(W, False),
+                                           replay._Factor(X, True))
+        assert db == 1.0
+        np.testing.assert_allclose(dw * G, np.einsum("...rc,...nc->...rn", G, X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx * G, np.einsum("...rn,...rc->...nc", W, G), rtol=1e-12, atol=1e-12)
+    # the fused steps' backward is the chain rule's one line: no matrix product written beside the rule
+    for step in (replay._Product, replay._Blocks):
+        assert " @ " not in inspect.getsource(step.backward)

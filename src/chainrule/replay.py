@@ -45,6 +45,26 @@ def _namespace(**overrides: Any) -> Any:
 # along its rows. A fused product's operands are matrices b (a column), W and x: linear is b + W @ x.
 _STACKED = _namespace(sum=lambda x: x.sum(axis=1) if np.ndim(x) == 2 else x)
 _MATRIX = _namespace(linear=lambda b, wx: b + wx[0] @ wx[1])
+
+
+class _Factor:
+    """A factor of a matrix product W @ X (or of stacks of them, in the last two axes) handed to linear's
+    rule as an input, so that it comes back as a local derivative: d(W @ X)/dW is X and d(W @ X)/dX is W
+    (the rule's "∂/∂wᵢ = xᵢ, ∂/∂xᵢ = wᵢ"). Its product with the output's gradient G is then the chain rule
+    summed over the index the factors share: G @ Xᵀ for W, Wᵀ @ G for X (torch.matmul's backward). This
+    is the one place that sum is written, as BatchSum is broadcasting's: the fused products' backward is
+    the line `local * grad` of every other step."""
+
+    __slots__ = ("array", "right")
+
+    def __init__(self, array: Array, right: bool) -> None:
+        self.array, self.right = array, right  # right: X, on the right of the product
+
+    def __mul__(self, grad: Array) -> Array:
+        turned = self.array.swapaxes(-1, -2)
+        return grad @ turned if self.right else turned @ grad
+
+
 # Stacked `linear` nodes whose weights are batches (attention: q·k, the weights times v): all their w's as
 # one array W and all their x's as X, inputs along the first axis, so linear is b + Σ W·X over that axis.
 _SUMMED = _namespace(linear=lambda b, wx: b + (wx[0] * wx[1]).sum(axis=0))
@@ -663,15 +683,16 @@ class _Blocks:
         grad = np.zeros((g * r * c, kind))
         grad[self.cells] = grads[kind][self.out]
         grad = grad.reshape(g, r, c, kind).transpose(0, 3, 1, 2)
-        db, dw, dx = self.rule.local(_MATRIX, full, b, w, x)  # linear's rule: 1, then X, then W
+        # linear's rule: 1, then X, then W (as _Factors: their products with grad are matrix products)
+        db, dw, dx = self.rule.local(_MATRIX, full, b, _Factor(w, False), _Factor(x, True))
         b_op, w_op, x_op = self.operands[:3]
-        # The chain rule for every cell at once, as in _Product: the sums over shared indices are products.
+        # The chain rule for every cell at once, as in _Product. A bias sits in its node's cell: its grad
+        # is the node's, not the grid's.
         if b_op.needed:
             b_op.add(grads, (BatchSum(db) if b_op.column else db) * grads[kind][self.out])
-        if w_op.needed:
-            w_op.add(grads, (grad @ dw.swapaxes(-1, -2)).transpose(0, 2, 3, 1).reshape(-1, kind))
-        if x_op.needed:
-            x_op.add(grads, (dx.swapaxes(-1, -2) @ grad).transpose(0, 2, 3, 1).reshape(-1, kind))
+        for operand, local in ((w_op, dw), (x_op, dx)):
+            if operand.needed:
+                operand.add(grads, (local * grad).transpose(0, 2, 3, 1).reshape(-1, kind))
 
 
 def _blocks(ins: Instruction, pads: frozenset[tuple[int, int]]) -> _Grids | None:
@@ -752,8 +773,8 @@ def _blocks(ins: Instruction, pads: frozenset[tuple[int, int]]) -> _Grids | None
 class _Product:
     """A layer of `linear` nodes as b + W @ x (W: rows × n weights, x: n inputs × columns or × batch)."""
 
-    __slots__ = ("b", "ins", "instructions", "out", "rows", "rule", "saved", "shape", "w", "wshape", "x",
-                 "xshape")
+    __slots__ = ("b", "grad_rows", "ins", "instructions", "out", "rows", "rule", "saved", "shape", "w",
+                 "wshape", "x", "xshape")
 
     def __init__(self, ins: Instruction) -> None:
         self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
@@ -763,14 +784,18 @@ class _Product:
         # Columns of batches (every position of a sequence) lie side by side: x is n × (columns·batch),
         # in the order the slots hold them (input j's columns, each a batch row), as the outputs are.
         self.shape = (rows, cols) if ins.kind == NUMBER else (rows, cols * ins.kind)
-        self.b, self.w, self.x = (_Operand(k, a, False) for k, a in zip(ins.arg_kinds, ins.args, strict=True))
+        # b is a column: each bias meets every column (gathered as one, its gradient the sum over them)
+        self.b, self.w, self.x = (_Operand(k, a, column) for k, a, column in zip(
+            ins.arg_kinds, ins.args, (True, False, False), strict=True))
         self.saved: tuple[Any, ...] = ()
         self.wshape = (rows, n)
         self.xshape = (n, cols) if ins.arg_kinds[2] == NUMBER else (n, cols * ins.arg_kinds[2])
         self.rows = (-1,) if ins.kind == NUMBER else (-1, ins.kind)  # the outputs' block, a row per node
+        # the slot-major shapes of the gradients of b, W and x, as the operands hold them
+        self.grad_rows = ((-1,), (-1,), (-1,) if ins.arg_kinds[2] == NUMBER else (-1, ins.arg_kinds[2]))
 
     def forward(self, values: dict[int, Array]) -> None:
-        b = self.b.gather(values)[:, None]
+        b = self.b.gather(values)
         w = self.w.gather(values).reshape(self.wshape)
         x = self.x.gather(values).reshape(self.xshape)
         out = self.rule.forward(_MATRIX, b, w, x)
@@ -780,12 +805,10 @@ class _Product:
     def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
         out, b, w, x = self.saved
         grad = grads[self.ins.kind][self.out].reshape(self.shape)
-        db, dw, dx = self.rule.local(_MATRIX, out, b, w, x)  # linear's rule: 1, then x, then W
-        # The chain rule for every node at once: each sum over the shared index is a matrix product.
-        if self.b.needed:
-            self.b.add(grads, BatchSum(db) * grad)  # each bias meets every column: the sum over them
-        if self.w.needed:
-            self.w.add(grads, (grad @ dw.T).reshape(-1))
-        if self.x.needed:  # not for a first layer's frozen inputs: the largest product skipped
-            dxs = dx.T @ grad
-            self.x.add(grads, dxs.reshape(-1) if self.x.kind == NUMBER else dxs.reshape(-1, self.x.kind))
+        # linear's rule: 1, then x, then W (as _Factors: their products with grad are matrix products)
+        locals_ = self.rule.local(_MATRIX, out, b, _Factor(w, False), _Factor(x, True))
+        # The chain rule for every node at once, the line of _Stacked: a first layer's frozen inputs are
+        # not needed, and the largest product is skipped.
+        for operand, local, rows in zip((self.b, self.w, self.x), locals_, self.grad_rows, strict=True):
+            if operand.needed:
+                operand.add(grads, ((BatchSum(local) if operand.column else local) * grad).reshape(rows))
