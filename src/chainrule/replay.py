@@ -465,7 +465,9 @@ class _Operand:
                  "starts", "unique")
 
     def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
-        self.kind, self.column = kind, column  # column: a number meets a batch; broadcast over its axis
+        # column: one slot meets a whole row (a number a batch, a product's bias its columns): gathered
+        # as a column, broadcast over the row, and its gradient the sum over it (BatchSum)
+        self.kind, self.column = kind, column
         self.slots = slots
         self.needed = True  # False when no slot wants a gradient (Program._mark)
         self.assign = False  # True when no other operand writes these slots' gradients (Program._mark)
