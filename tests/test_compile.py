@@ -490,8 +490,8 @@ def test_backward_skips_what_no_gradient_reaches() -> None:
     root = (softmax(z)[0] * 2.0 + softmax(z[1:])[1]).sum()
     _check_against_backward(root, z)
     prog = chainrule.compile(root)
-    forward_ops = {ins.op for step in prog._steps for ins in step.instructions}
-    backward_ops = {ins.op for step in prog._backward for ins in step.instructions}
+    forward_ops = {step.ins.op for step in prog._steps}
+    backward_ops = {step.ins.op for step in prog._backward}
     assert {"max", "detach"} <= forward_ops and not {"max", "detach"} & backward_ops, str(prog)
     assert re.search(r"∂%\d+: nothing from %\d+ \(∂/∂x: none", str(prog)), str(prog)  # print(prog) says so
 
@@ -510,7 +510,7 @@ def test_backward_skips_what_no_gradient_reaches() -> None:
 def test_a_gradient_with_one_writer_is_written_and_one_with_several_is_added_to_zeros() -> None:
     """Backward assigns where one operand is the only writer of its slots and adds where several write
     (zeroed before each run): two runs add twice the gradients into the leaves, as two backward() do."""
-    from chainrule.replay import _Numbers, _operands
+    from chainrule.replay import _operands
 
     rng = np.random.default_rng(5)
     x = [Value(rng.normal(size=4), f"x{i}") for i in range(3)]
@@ -519,7 +519,7 @@ def test_a_gradient_with_one_writer_is_written_and_one_with_several_is_added_to_
     _check_against_backward(root, x)
     once = _grads(x)
     prog = chainrule.compile(root)
-    operands = [o for s in prog._backward if not isinstance(s, _Numbers) for o in _operands(s) if o.needed]
+    operands = [o for s in prog._backward for o in _operands(s) if o.needed]
     assert any(o.assign for o in operands) and not all(o.assign for o in operands)
     for leaf in x:
         leaf.grad = 0.0
@@ -689,6 +689,33 @@ def test_number_becoming_a_batch_asks_to_compile_again(new: Any) -> None:
     w.data = new
     with pytest.raises(ValueError, match=r"input 'w' held a number .* compile the graph again"):
         prog.forward()
+
+
+def test_one_interpreter_a_single_number_is_the_size_one_case_on_floats() -> None:
+    """Each instruction is one step, run by the same code whatever its size: over many nodes its rule
+    gets arrays, over one number it gets Python floats (as in the engine), and both give backward's
+    gradients."""
+    from chainrule.ops import define_op, remove_op
+
+    seen: list[tuple[str, type]] = []
+    probe = define_op("probe_sizes", lambda m, x: seen.append(("forward", type(x))) or m.tanh(x),
+                      lambda m, out, x: seen.append(("local", type(x))) or (1.0 - out * out,))
+    try:
+        a, b = Value(0.3, "a"), Value(-0.7, "b")
+        root = probe(probe(a) * 2.0 + probe(b))  # two probes at one depth (an array), one at the root
+        root.backward()
+        want = [a.grad, b.grad]
+        prog = chainrule.compile(root)
+        assert len(prog._steps) == len(prog)  # one step per instruction: no separate loop for numbers
+        seen.clear()
+        a.grad = b.grad = 0.0
+        assert prog() == pytest.approx(root.data, rel=1e-15)
+        assert [a.grad, b.grad] == pytest.approx(want, rel=1e-15)
+        assert sorted(set(seen), key=str) == [("forward", float), ("forward", np.ndarray),
+                                               ("local", float), ("local", np.ndarray)]
+        assert seen[:2] == [("forward", np.ndarray), ("forward", float)]  # the pair, then the root
+    finally:
+        remove_op("probe_sizes")
 
 
 def test_domain_errors_name_the_op_like_the_engine() -> None:

@@ -1,13 +1,14 @@
 """Run a compiled program (chainrule.compile) on NumPy arrays: forward, then backward, no node built.
 
 Every value lives in a buffer of its kind: one float64 vector for the numbers, one matrix per batch length
-(a row per node). An instruction gathers its operands from the buffers, runs its op's rule from `RULES` on
-them, and writes its outputs as one block. Backward walks the instructions in reverse: it asks the same
-rule for the local derivatives, multiplies them by the outputs' gradient (the chain rule, in
-`_Stacked.backward`), and scatter-adds each product into the parents' gradients (a sorted
-`np.add.reduceat` where a parent appears twice), or writes it where it is the only gradient those slots
-get. Backward skips what no gradient from the root reaches (behind a detach) or what leads to no input
-with gradients (`Program._mark`). A fused product is `linear`'s rule on matrices: its
+(a row per node). Each instruction is one step: it gathers its operands from the buffers, runs its op's
+rule from `RULES` on them, and writes its outputs as one block. A single number (a level of a chain) is
+the size-1 case of the same step, its rule run on Python floats as the engine runs it. Backward walks the
+steps in reverse: it asks the same rule for the local derivatives, multiplies them by the outputs'
+gradient (the chain rule, in `_Stacked.backward`), and scatter-adds each product into the parents'
+gradients (a sorted `np.add.reduceat` where a parent appears twice), or writes it where it is the only
+gradient those slots get. Backward skips what no gradient from the root reaches (behind a detach) or what
+leads to no input with gradients (`Program._mark`). A fused product is `linear`'s rule on matrices: its
 local derivatives are x and W, and the sums over the shared index are matrix products. `linear` nodes whose
 weights are batches (an attention's) are the same rule on stacks of matrices where their nodes form blocks
 (`_Blocks`), or on gathered rows where they do not (`_Sums`).
@@ -22,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .batch import ARRAY_MATH, BatchSum
-from .engine import RULES, Rule, Value, _data
+from .engine import RULES, Value, _data
 from .ir import NUMBER, Instruction, Plan, format_plan
 from .numerics import FLOAT_MATH
 from .ops import linear
@@ -121,7 +122,7 @@ class Program:
                     step.forward(values)
         except (ArithmeticError, ValueError) as err:
             assert step is not None
-            self._explain(step.instructions, err)
+            self._explain(step.ins, err)
         kind, slot = self.plan.root
         return float(values[kind][slot])
 
@@ -235,17 +236,17 @@ class Program:
         for kind, ls in plan.leaves.items():  # the inputs hold a kind's first slots
             useful[kind][: len(ls)] = [id(leaf) not in self._gradless for leaf in ls]
         for ins in plan.instructions:
-            if ins.passes and any(useful[k][list(a)].any() for k, a in zip(ins.arg_kinds, ins.args)):  # noqa: B905
+            if ins.passes and any(_any(useful[k], _at(a)) for k, a in zip(ins.arg_kinds, ins.args)):  # noqa: B905
                 useful[ins.kind][ins.out : ins.out + ins.size] = True
         reached = {k: np.zeros(n, dtype=bool) for k, n in plan.sizes.items()}
         reached[plan.root[0]][plan.root[1]] = True
         live: set[int] = set()  # ids of the instructions whose backward runs
         for ins in reversed(plan.instructions):
-            outs = slice(ins.out, ins.out + ins.size)
-            if ins.passes and reached[ins.kind][outs].any() and useful[ins.kind][outs].any():
+            outs = ins.out if ins.size == 1 else slice(ins.out, ins.out + ins.size)
+            if ins.passes and _any(reached[ins.kind], outs) and _any(useful[ins.kind], outs):
                 live.add(id(ins))
                 for k, a in zip(ins.arg_kinds, ins.args):  # noqa: B905
-                    reached[k][list(a)] = True
+                    reached[k][_at(a)] = True
         unwanted = {k: set(np.flatnonzero(~(useful[k] & reached[k])).tolist()) for k in plan.sizes}
         self._backward = []
         # How many times backward writes each slot: an operand that is the only writer of all its slots
@@ -253,30 +254,24 @@ class Program:
         # before each run (`_zeros`). A slot never written stays 0 from the fill below.
         writes = {k: np.zeros(n, dtype=np.intp) for k, n in plan.sizes.items()}
         for step in self._steps:
-            if isinstance(step, _Numbers):  # single numbers: the live ones, one by one
-                step.back = [(rule, out, args) for rule, out, args, ins in zip(  # noqa: B905
-                    step.rules, step.outs, step.args, step.instructions) if id(ins) in live][::-1]
-                if step.back:
-                    self._backward.append(step)
-                for _, _, args in step.back:
-                    np.add.at(writes[NUMBER], list(args), 2)  # added into one by one: zeroed
-                continue
             operands = _operands(step)
             for operand in operands:
                 operand.mark(unwanted)
-                operand.needed &= id(step.instructions[0]) in live
-                if operand.needed:
+                operand.needed &= id(step.ins) in live
+                if operand.needed and len(operand.slots) == 1:
+                    writes[operand.kind][operand.slots[0]] += 1
+                elif operand.needed:
                     np.add.at(writes[operand.kind], list(operand.slots), 1)
             if any(operand.needed for operand in operands):
                 self._backward.append(step)
-        added = {k: writes[k] > 1 for k in plan.sizes}  # the slots some step adds into: zeroed first
+        several = {k: writes[k] > 1 for k in plan.sizes}
+        added = {k: v.copy() for k, v in several.items()}  # the slots some step adds into: zeroed first
         for step in self._backward:
-            for operand in [] if isinstance(step, _Numbers) else _operands(step):
-                slots = list(operand.slots)
+            for operand in _operands(step):
                 operand.assign = (operand.needed and not operand.repeated
-                                  and bool((writes[operand.kind][slots] == 1).all()))
+                                  and not _any(several[operand.kind], _at(operand.slots)))
                 if operand.needed and not operand.assign:
-                    added[operand.kind][slots] = True
+                    added[operand.kind][_at(operand.slots)] = True
         self._zeros = []
         for kind, g in self._grads.items():
             g.fill(0.0)
@@ -353,19 +348,27 @@ class Program:
             for j, leaf in pairs:
                 leaf.grad = leaf.grad + rows[j]  # a new array: never a view of this program's buffers
 
-    def _explain(self, instructions: list[Instruction], err: Exception) -> None:
+    def _explain(self, ins: Instruction, err: Exception) -> None:
         """Raise the engine's own error for the first node that fails (its message names the op and the
-        Values): the failed step's ops run again, node by node, through Value on the current numbers."""
+        Values): the failed step's op runs again, node by node, through Value on the current numbers."""
         labels = self.plan.labels
 
         def leaf(kind: int, slot: int) -> Value:
             row = self._values[kind][slot]
             return Value(float(row) if kind == NUMBER else row.copy(), labels.get((kind, slot), ""))
 
-        for ins in instructions:
-            for parents in _node_operands(ins):
-                _eager(ins.op, [leaf(k, s) for k, s in parents])  # raises the engine's error, naming the op
-        raise type(err)(f"{' '.join(sorted({ins.op for ins in instructions}))} failed ({err})") from None
+        for parents in _node_operands(ins):
+            _eager(ins.op, [leaf(k, s) for k, s in parents])  # raises the engine's error, naming the op
+        raise type(err)(f"{ins.op} failed ({err})") from None
+
+
+def _at(slots: tuple[int, ...]) -> int | list[int]:
+    """The index of these slots in a NumPy array: a single slot's is an int (~10x cheaper for one)."""
+    return slots[0] if len(slots) == 1 else list(slots)
+
+
+def _any(mask: NDArray[np.bool_], at: int | slice | list[int]) -> bool:
+    return bool(mask[at] if type(at) is int else mask[at].any())
 
 
 def _operands(step: Step) -> list[_Operand]:
@@ -399,62 +402,25 @@ def _eager(op: str, parents: list[Value]) -> Value:
 # ----- the kinds of instruction --------------------------------------------------------------------------
 
 
-Step = Any  # _Numbers, _Stacked, _Rows, _Sums, _Blocks, _Product: forward(values), backward(values, grads)
+Step = Any  # _Stacked, _Rows, _Sums, _Blocks, _Product: forward(values), backward(values, grads)
 
 
 def _steps(instructions: list[Instruction], pads: frozenset[tuple[int, int]]) -> list[Step]:
+    """Each instruction's step: how its operands are laid out for its rule (one node or many alike)."""
     steps: list[Step] = []
     for ins in instructions:
         if ins.grid is not None:
             steps.append(_Product(ins))
-        elif ins.op == "linear" and ins.size > 1 and _Sums.fits(ins):
+        elif _Stacked.one_number(ins):  # the size-1 case: on floats, whatever the op
+            steps.append(_Stacked(ins))
+        elif ins.op == "linear" and _Sums.fits(ins):
             blocks = _blocks(ins, pads)
             steps.append(_Sums(ins) if blocks is None else _Blocks(ins, blocks))
-        elif ins.size == 1 and ins.kind == NUMBER and not any(ins.arg_kinds):
-            last = steps[-1] if steps else None
-            if not isinstance(last, _Numbers):  # a run of single nodes: one loop
-                last = _Numbers()
-                steps.append(last)
-            last.add(ins)
         elif _Rows.fits(ins):
             steps.append(_Rows(ins))
         else:
             steps.append(_Stacked(ins))
     return steps
-
-
-class _Numbers:
-    """Single nodes on plain floats, one after another: the levels of a graph that hold one node each
-    (a chain, a running sum), run in one loop."""
-
-    __slots__ = ("args", "back", "instructions", "outs", "rules")
-
-    def __init__(self) -> None:
-        self.instructions: list[Instruction] = []
-        self.rules: list[Rule] = []
-        self.outs: list[int] = []
-        self.args: list[tuple[int, ...]] = []
-        self.back: list[tuple[Rule, int, tuple[int, ...]]] = []  # what backward runs, last first (_mark)
-
-    def add(self, ins: Instruction) -> None:
-        self.instructions.append(ins)
-        self.rules.append(RULES[ins.op])
-        self.outs.append(ins.out)
-        self.args.append(tuple(a[0] for a in ins.args))
-
-    def forward(self, values: dict[int, Array]) -> None:
-        v = values[NUMBER]
-        item = v.item  # a Python float: FLOAT_MATH's errors are Python's (1.0 / 0.0 raises)
-        for rule, out, args in zip(self.rules, self.outs, self.args):  # noqa: B905 (built together)
-            v[out] = rule.forward(FLOAT_MATH, *map(item, args))
-
-    def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
-        v, g = values[NUMBER], grads[NUMBER]
-        item = v.item
-        for rule, out, args in self.back:
-            grad = g.item(out)
-            for parent, d in zip(args, rule.local(FLOAT_MATH, item(out), *map(item, args))):  # noqa: B905
-                g[parent] += d * grad  # the chain rule, one node at a time
 
 
 class _Operand:
@@ -464,7 +430,7 @@ class _Operand:
     __slots__ = ("assign", "column", "index", "kind", "needed", "order", "repeated", "repeats", "slots",
                  "starts", "unique")
 
-    def __init__(self, kind: int, slots: tuple[int, ...], column: bool) -> None:
+    def __init__(self, kind: int, slots: tuple[int, ...], column: bool, number: bool = False) -> None:
         # column: one slot meets a whole row (a number a batch, a product's bias its columns): gathered
         # as a column, broadcast over the row, and its gradient the sum over it (BatchSum)
         self.kind, self.column = kind, column
@@ -472,8 +438,10 @@ class _Operand:
         self.needed = True  # False when no slot wants a gradient (Program._mark)
         self.assign = False  # True when no other operand writes these slots' gradients (Program._mark)
         first = slots[0]
-        if slots == tuple(range(first, first + len(slots))):
-            self.index: slice | NDArray[np.intp] = slice(first, first + len(slots))
+        if number:  # a single float's slot (_Stacked's size-1 case): add() writes one element
+            self.index: int | slice | NDArray[np.intp] = first
+        elif slots == tuple(range(first, first + len(slots))):
+            self.index = slice(first, first + len(slots))
         else:
             self.index = np.array(slots, dtype=np.intp)
         self.repeats = self.repeated = len(set(slots)) < len(slots)
@@ -509,31 +477,47 @@ class _Operand:
 
 
 class _Stacked:
-    """One op over many nodes: operands gathered into arrays, one row per node."""
+    """One op over many nodes: operands gathered into arrays, one row per node. A single number (one node
+    whose operands are numbers: a level of a chain, of a running sum) is the size-1 case, on plain floats:
+    the same rule read by the floats' math, FLOAT_MATH, as the engine reads it, so a float op costs what
+    the engine's does (NumPy's call on one element is ~1 µs) and its errors are Python's (1.0 / 0.0
+    raises)."""
 
-    __slots__ = ("ins", "instructions", "operands", "out", "rule", "saved", "to_column")
+    __slots__ = ("ins", "math", "number", "operands", "out", "rule", "saved", "slots",
+                 "to_column")
+
+    @staticmethod
+    def one_number(ins: Instruction) -> bool:
+        return ins.size == 1 and ins.kind == NUMBER and not any(ins.arg_kinds)
 
     def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule, self.instructions = ins, RULES[ins.op], [ins]
-        self.out = slice(ins.out, ins.out + ins.size)
-        self.operands = [_Operand(k, a, k == NUMBER and ins.kind != NUMBER)
+        self.ins, self.rule = ins, RULES[ins.op]
+        self.number = self.one_number(ins)
+        self.math = FLOAT_MATH if self.number else _STACKED
+        self.out: int | slice = ins.out if self.number else slice(ins.out, ins.out + ins.size)
+        self.operands = [_Operand(k, a, k == NUMBER and ins.kind != NUMBER, self.number)
                          for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
+        self.slots = tuple(a[0] for a in ins.args) if self.number else ()  # read in one map
         # A batch reduced to a number (sum): the output's gradient meets the batch as a column.
         self.to_column = ins.kind == NUMBER and any(ins.arg_kinds)
-        self.saved: tuple[Any, list[Array]] = (None, [])
+        self.saved: tuple[Any, list[Any]] = (None, [])
 
     def forward(self, values: dict[int, Array]) -> None:
-        xs = [o.gather(values) for o in self.operands]
-        out = self.rule.forward(_STACKED, *xs)
+        xs: list[Any]
+        if self.number:
+            xs = list(map(values[NUMBER].item, self.slots))  # Python floats
+        else:
+            xs = [o.gather(values) for o in self.operands]
+        out = self.rule.forward(self.math, *xs)
         values[self.ins.kind][self.out] = out
         self.saved = (out, xs)
 
     def backward(self, values: dict[int, Array], grads: dict[int, Array]) -> None:
         out, xs = self.saved
-        grad = grads[self.ins.kind][self.out]
+        grad: Any = grads[NUMBER].item(self.ins.out) if self.number else grads[self.ins.kind][self.out]
         if self.to_column:
             grad = grad[:, None]
-        for operand, local in zip(self.operands, self.rule.local(_STACKED, out, *xs)):  # noqa: B905
+        for operand, local in zip(self.operands, self.rule.local(self.math, out, *xs)):  # noqa: B905
             # the chain rule: local derivative times the output's grad; a number shared by a batch gets
             # the sum over the batch, as in the engine (batch.BatchSum)
             if operand.needed:
@@ -545,14 +529,14 @@ class _Rows:
     input of every node gathered at once (one gather, not one per input), the rule run on the rows of that
     array, and the gradients added back at once."""
 
-    __slots__ = ("ins", "instructions", "operands", "out", "rule", "saved", "shape")
+    __slots__ = ("ins", "operands", "out", "rule", "saved", "shape")
 
     @staticmethod
     def fits(ins: Instruction) -> bool:
         return len(ins.args) > 2 and set(ins.arg_kinds) == {ins.kind}
 
     def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule, self.instructions = ins, RULES[ins.op], [ins]
+        self.ins, self.rule = ins, RULES[ins.op]
         self.out = slice(ins.out, ins.out + ins.size)
         self.operands = [_Operand(ins.kind, tuple(s for a in ins.args for s in a), False)]  # input 0's, ...
         self.shape = (len(ins.args), ins.size) + (() if ins.kind == NUMBER else (ins.kind,))
@@ -581,7 +565,7 @@ class _Sums:
     an attention's): linear's rule read on W and X, every w and every x of the rows gathered at once, the
     inputs along a first axis. Its local derivatives are then X and W, one array each."""
 
-    __slots__ = ("b", "ins", "instructions", "n", "out", "rule", "saved", "w", "x")
+    __slots__ = ("b", "ins", "n", "out", "rule", "saved", "w", "x")
 
     @staticmethod
     def fits(ins: Instruction) -> bool:
@@ -590,7 +574,7 @@ class _Sums:
         return n > 1 and len(set(ins.arg_kinds[1 : n + 1])) == 1 and len(set(ins.arg_kinds[n + 1 :])) == 1
 
     def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
+        self.ins, self.rule = ins, RULES["linear"]
         self.n = n = (len(ins.args) - 1) // 2
         self.out = slice(ins.out, ins.out + ins.size)
         kinds = ins.arg_kinds
@@ -639,11 +623,11 @@ class _Blocks:
     that term, so the products only equal the nodes' sums when everything read is finite. A run whose
     outputs are not all finite is redone by the gathering `_Sums`, the node-by-node sums, backward too."""
 
-    __slots__ = ("b", "cells", "exact", "ins", "instructions", "operands", "out", "rule", "saved", "shape",
+    __slots__ = ("b", "cells", "exact", "ins", "operands", "out", "rule", "saved", "shape",
                  "used")
 
     def __init__(self, ins: Instruction, blocks: _Grids) -> None:
-        self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
+        self.ins, self.rule = ins, RULES["linear"]
         self.out = slice(ins.out, ins.out + ins.size)
         w_slots, x_slots, cells, self.shape = blocks  # shape: (G, R, n, C)
         n = (len(ins.args) - 1) // 2
@@ -775,11 +759,11 @@ def _blocks(ins: Instruction, pads: frozenset[tuple[int, int]]) -> _Grids | None
 class _Product:
     """A layer of `linear` nodes as b + W @ x (W: rows × n weights, x: n inputs × columns or × batch)."""
 
-    __slots__ = ("b", "grad_rows", "ins", "instructions", "out", "rows", "rule", "saved", "shape", "w",
+    __slots__ = ("b", "grad_rows", "ins", "out", "rows", "rule", "saved", "shape", "w",
                  "wshape", "x", "xshape")
 
     def __init__(self, ins: Instruction) -> None:
-        self.ins, self.rule, self.instructions = ins, RULES["linear"], [ins]
+        self.ins, self.rule = ins, RULES["linear"]
         rows, cols = ins.grid or (0, 0)
         n = len(ins.args[1]) // rows
         self.out = slice(ins.out, ins.out + ins.size)
