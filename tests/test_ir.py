@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chainrule
-from chainrule import Value, losses
+from chainrule import Value, linear, losses
 from chainrule.compile import plan
 from chainrule.data import make_moons
 from chainrule.ir import NUMBER, Instruction, Plan, format_plan
@@ -106,3 +106,23 @@ def test_print_shows_fused_layers_with_shapes() -> None:
     assert re.search(r"%\d+ = linear 0.0, inputs\[1×337\] @ inputs\[337\] -> number", text)  # l2: Σ p·p
 
 
+
+
+def test_operands_that_print_alike_print_once_with_their_count() -> None:
+    """A max over three rows of one earlier result prints that operand once, ×3, each way; a linear's b,
+    w's and x's are counted apart, so the bias never joins a run of weights."""
+    import numpy as np
+
+    from chainrule.ops import apply_op
+
+    xs = [Value(np.array([0.1 * i, -0.2 * i]), f"x{i}") for i in range(3)]
+    t = [x.tanh() for x in xs]  # one instruction, three rows
+    root = (apply_op("max", *t) + apply_op("max", *reversed(t))).sum()
+    text = format_plan(plan(root))
+    assert re.search(r"%\d+ = max %(\d+)\[…\]\[2×2\] ×3 -> \[2×2\]", text), text
+    assert re.search(r"\n  ∂%\d+\[…\]\[2×2\] ×3 \+= ∂%\d+ ·", text), text
+    w, e = [x.tanh() for x in xs], [x.exp() for x in xs]
+    rows = [linear(w, e, w[0]), linear(w[::-1], e[::-1], w[2])]  # b read from w's instruction too
+    text = format_plan(plan((rows[0] * rows[1]).sum()))
+    found = re.search(r"= linear (%\d+)\[…\]\[2×2\], (%\d+)\[…\]\[2×2\] ×3, (%\d+)\[…\]\[2×2\] ×3 -> ", text)
+    assert found and found[1] == found[2] != found[3], text

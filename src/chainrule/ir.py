@@ -6,6 +6,7 @@ Neither of those modules imports the other's code: both read these types. `forma
 
 from __future__ import annotations
 
+import itertools
 import re
 from array import array
 from collections.abc import Sequence
@@ -95,7 +96,10 @@ def format_plan(plan: Plan) -> str:
     for j, ins in enumerate(plan.instructions):
         if ins.grid is None:
             dims = [ins.size]
-            operands = [name(k, a, shape(dims, k)) for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
+            names = [name(k, a, shape(dims, k)) for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
+            # linear's b, w's and x's; a variadic op's inputs: a run of operands that print alike once
+            n = (len(names) - 1) // 2 if ins.op == "linear" else 0
+            operands = [*names[:1], *_runs(names[1 : n + 1]), *_runs(names[n + 1 :])] if n else _runs(names)
             forward.append(f"%{j} = {ins.op} {', '.join(operands)} -> {shape(dims, ins.kind) or 'number'}")
             grads = ", ".join("∂" + o for o in operands)
             notes = [n for n, hit in (("scatter-add", any(len(set(a)) < len(a) for a in ins.args)),
@@ -124,6 +128,15 @@ def format_plan(plan: Plan) -> str:
     lines += ["  " + line for line in reversed(backward)]
     lines.append("then each input's .grad += its ∂")
     return "\n".join(lines)
+
+
+def _runs(names: list[str]) -> list[str]:
+    """Consecutive operands that print alike as one, with their count: `%1[…][11×32] ×32`."""
+    out: list[str] = []
+    for text, run in itertools.groupby(names):
+        count = sum(1 for _ in run)
+        out.append(text if count == 1 else f"{text} ×{count}")
+    return out
 
 
 def _leaf_name(leaf: Value) -> str:
