@@ -102,6 +102,23 @@ def engine_state() -> str:
     return f"{commit} + uncommitted changes in {shown}"
 
 
+def cpu() -> str:
+    """The host's CPU as Linux names it, with what moves the compiled rows' ratios: AVX-512 or not and
+    the last-level cache (the same code measured 0.95× PyTorch on one host and 1.26× on another)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    first = lines[: lines.index("")] if "" in lines else lines  # the first core's lines
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first if ":" in line)}
+    try:
+        l3 = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text(encoding="utf-8").strip()
+    except OSError:
+        l3 = "?"
+    avx = "AVX-512" if "avx512f" in fields.get("flags", "").split() else "no AVX-512"
+    return f"{fields.get('model name', 'unknown')}, {avx}, L3 {l3}"
+
+
 def moons_data() -> tuple[list[list[float]], list[float], str]:
     """micrograd's demo data: np.random.seed(1337); make_moons(n_samples=100, noise=0.1)."""
     import numpy as np
@@ -547,6 +564,8 @@ def compiler_rows(R: Results) -> list[dict[str, Any]]:
             continue
         row(f"{label} step, full batch 1,797, tanh, ce, SGD", num(r, "step_ms"), num(r, "torch_step_ms"),
             TARGETS[goal], filed=FILED[workload])
+        row(f"  {label}: its matrix products alone, NumPy's BLAS vs PyTorch's (the floor) [info]",
+            num(r, "blas_numpy_ms"), num(r, "blas_torch_ms"))
         row(f"  {label} capture+compile (fit's step 0, one run included) [info]",
             num(r, "capture_compile_ms"), None, ratio_text="")
     alt = R.get("chainrule-compiled", "moons-alternating")
@@ -670,13 +689,13 @@ def main() -> int:
     X, y, data_source = moons_data()
     weights = initial_weights([2, 16, 16, 1])
     meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cpu": cpu(),
             "quick": args.quick, "gc": "on (as users run it) unless marked GC off",
             "moons_data": data_source, "plan": p, "chainrule": engine_state(), "torch_threads": 1,
             "load_average_at_start": os.getloadavg()}
     print(f"chainrule benchmarks — {meta['date']}, Python {meta['python']}, {meta['machine']}, "
           f"GC on{' , --quick' if args.quick else ''}")
-    print(f"chainrule at {meta['chainrule']}")
+    print(f"chainrule at {meta['chainrule']}; CPU: {meta['cpu']}")
     print(f"each job in its own process, import time excluded; torch and BLAS on 1 thread; "
           f"moons data from {data_source}")
     if os.getloadavg()[0] > 0.5:

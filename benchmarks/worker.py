@@ -305,7 +305,10 @@ def run_digits(job: dict[str, Any]) -> dict[str, Any]:
     ours, theirs = r["ours_ns"], r["torch_ns"]
     step, torch_step = wl.median(ours[1:]) / 1e6, wl.median(theirs[1:]) / 1e6
     first = rel_diffs(r["ours_losses"][:5], r["torch_losses"][:5])
+    stage("matrix products alone")
+    floor = wl.blas_floor(torch, job["hidden"])
     return {"step_ms": step, "torch_step_ms": torch_step, "ratio": step / torch_step,
+            "blas_numpy_ms": floor["numpy_ms"], "blas_torch_ms": floor["torch_ms"],
             "capture_compile_ms": ours[0] / 1e6, "torch_first_step_ms": theirs[0] / 1e6,
             "step_ms_all": [t / 1e6 for t in ours], "torch_step_ms_all": [t / 1e6 for t in theirs],
             "losses": r["ours_losses"], "torch_losses": r["torch_losses"],
