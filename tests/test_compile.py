@@ -533,6 +533,31 @@ def test_a_gradient_with_one_writer_is_written_and_one_with_several_is_added_to_
     assert _close(x[0].grad, once[0]) and _close(x[1].grad, once[1]) and x[2].grad == 0.0
 
 
+def test_a_single_numbers_gradient_is_written_where_it_is_its_only_one() -> None:
+    """Steps on single numbers assign a gradient that only they write and add where several do (h * h
+    reads h twice, and h is read by three ops): two runs give twice backward's gradients, and after
+    no_grads marks the program again, the gradients it leaves out stay out."""
+    from chainrule.replay import _operands
+
+    x, y = Value(0.5, "x"), Value(-1.5, "y")
+    h = (x * y).tanh()
+    root = (h * h + h.exp()) * x
+    _check_against_backward(root, [x, y])
+    once = _grads([x, y])
+    prog = chainrule.compile(root)
+    assert all(getattr(step, "number", False) for step in prog._steps)  # every step on floats
+    operands = [o for step in prog._backward for o in _operands(step) if o.needed]
+    assert any(o.assign for o in operands) and not all(o.assign for o in operands)
+    x.grad = y.grad = 0.0
+    prog()
+    prog()
+    assert [x.grad, y.grad] == pytest.approx([2 * g for g in once], rel=1e-15)
+    prog.no_grads([y])
+    x.grad = y.grad = 0.0
+    prog()
+    assert x.grad == pytest.approx(once[0], rel=1e-15) and y.grad == 0.0
+
+
 def test_padding_never_joins_arities_far_apart() -> None:
     # a 40-term sum beside 2-term ones at the same depth: padding would cost 20x, so they stay apart
     xs = [Value(float(i)) for i in range(40)]

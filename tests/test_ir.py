@@ -7,6 +7,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from chainrule.compile import plan
 from chainrule.data import make_moons
 from chainrule.ir import NUMBER, Instruction, Plan, format_plan
 from chainrule.nn import MLP
+from chainrule.ops import apply_op
 
 SRC = Path(chainrule.__file__).parent
 
@@ -107,22 +109,20 @@ def test_print_shows_fused_layers_with_shapes() -> None:
 
 
 
-
 def test_operands_that_print_alike_print_once_with_their_count() -> None:
     """A max over three rows of one earlier result prints that operand once, ×3, each way; a linear's b,
     w's and x's are counted apart, so the bias never joins a run of weights."""
-    import numpy as np
-
-    from chainrule.ops import apply_op
-
     xs = [Value(np.array([0.1 * i, -0.2 * i]), f"x{i}") for i in range(3)]
     t = [x.tanh() for x in xs]  # one instruction, three rows
     root = (apply_op("max", *t) + apply_op("max", *reversed(t))).sum()
     text = format_plan(plan(root))
-    assert re.search(r"%\d+ = max %(\d+)\[…\]\[2×2\] ×3 -> \[2×2\]", text), text
-    assert re.search(r"\n  ∂%\d+\[…\]\[2×2\] ×3 \+= ∂%\d+ ·", text), text
+    assert re.search(r"%\d+ = max %(\d+)\[…\]\[2×2\] \(×3\) -> \[2×2\]", text), text
+    assert re.search(r"\n  ∂%\d+\[…\]\[2×2\] \(×3\) \+= ∂%\d+ ·", text), text
     w, e = [x.tanh() for x in xs], [x.exp() for x in xs]
     rows = [linear(w, e, w[0]), linear(w[::-1], e[::-1], w[2])]  # b read from w's instruction too
     text = format_plan(plan((rows[0] * rows[1]).sum()))
-    found = re.search(r"= linear (%\d+)\[…\]\[2×2\], (%\d+)\[…\]\[2×2\] ×3, (%\d+)\[…\]\[2×2\] ×3 -> ", text)
+    row = r"(%\d+)\[…\]\[2×2\]"
+    found = re.search(rf"= linear {row}, {row} \(×3\), {row} \(×3\) -> ", text)
     assert found and found[1] == found[2] != found[3], text
+    a = Value(3.0, "a")
+    assert "= * a, a -> number" in format_plan(plan(a * a))  # two operands: no count

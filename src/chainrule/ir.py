@@ -97,9 +97,12 @@ def format_plan(plan: Plan) -> str:
         if ins.grid is None:
             dims = [ins.size]
             names = [name(k, a, shape(dims, k)) for k, a in zip(ins.arg_kinds, ins.args, strict=True)]
-            # linear's b, w's and x's; a variadic op's inputs: a run of operands that print alike once
-            n = (len(names) - 1) // 2 if ins.op == "linear" else 0
-            operands = [*names[:1], *_runs(names[1 : n + 1]), *_runs(names[n + 1 :])] if n else _runs(names)
+            # A variadic op's inputs (linear's w's and x's apart from its b) that print alike: once
+            half = (len(names) - 1) // 2 if ins.op == "linear" else 0
+            if half:
+                operands = [*names[:1], *_runs(names[1 : half + 1]), *_runs(names[half + 1 :])]
+            else:
+                operands = _runs(names) if len(names) > 2 else names  # a * a stays `a, a`
             forward.append(f"%{j} = {ins.op} {', '.join(operands)} -> {shape(dims, ins.kind) or 'number'}")
             grads = ", ".join("∂" + o for o in operands)
             notes = [n for n, hit in (("scatter-add", any(len(set(a)) < len(a) for a in ins.args)),
@@ -131,11 +134,11 @@ def format_plan(plan: Plan) -> str:
 
 
 def _runs(names: list[str]) -> list[str]:
-    """Consecutive operands that print alike as one, with their count: `%1[…][11×32] ×32`."""
+    """Consecutive operands that print alike as one, with their count: `%1[…][11×32] (×16)`."""
     out: list[str] = []
     for text, run in itertools.groupby(names):
         count = sum(1 for _ in run)
-        out.append(text if count == 1 else f"{text} ×{count}")
+        out.append(text if count == 1 else f"{text} (×{count})")
     return out
 
 

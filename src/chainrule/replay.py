@@ -413,7 +413,7 @@ def _steps(instructions: list[Instruction], pads: frozenset[tuple[int, int]]) ->
             steps.append(_Product(ins))
         elif _Stacked.one_number(ins):  # the size-1 case: on floats, whatever the op
             steps.append(_Stacked(ins))
-        elif ins.op == "linear" and _Sums.fits(ins):
+        elif ins.op == "linear" and ins.size > 1 and _Sums.fits(ins):
             blocks = _blocks(ins, pads)
             steps.append(_Sums(ins) if blocks is None else _Blocks(ins, blocks))
         elif _Rows.fits(ins):
@@ -425,7 +425,8 @@ def _steps(instructions: list[Instruction], pads: frozenset[tuple[int, int]]) ->
 
 class _Operand:
     """Where an instruction's operand comes from: its slots, as a slice when they are contiguous (a view,
-    no copy), and how to add gradients back into them (summed per slot when a slot repeats)."""
+    no copy), an int for a single number's one slot, and how to add gradients back into them (summed per
+    slot when a slot repeats)."""
 
     __slots__ = ("assign", "column", "index", "kind", "needed", "order", "repeated", "repeats", "slots",
                  "starts", "unique")
