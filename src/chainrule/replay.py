@@ -368,6 +368,7 @@ def _at(slots: tuple[int, ...]) -> int | list[int]:
 
 
 def _any(mask: NDArray[np.bool_], at: int | slice | list[int]) -> bool:
+    """Whether the mask holds True anywhere at `at` (a single slot read as one element)."""
     return bool(mask[at] if type(at) is int else mask[at].any())
 
 
@@ -484,8 +485,7 @@ class _Stacked:
     the engine's does (NumPy's call on one element is ~1 µs) and its errors are Python's (1.0 / 0.0
     raises)."""
 
-    __slots__ = ("ins", "math", "number", "operands", "out", "rule", "saved", "slots",
-                 "to_column")
+    __slots__ = ("ins", "math", "number", "operands", "out", "rule", "saved", "slots", "to_column")
 
     @staticmethod
     def one_number(ins: Instruction) -> bool:
