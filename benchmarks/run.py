@@ -249,7 +249,12 @@ def merge_rounds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             first["round_ms"].append(r["step_ms"])
             first["timed_ms"] += r["step_ms_all"][1:]
             first["rounds_differ"] = first.get("rounds_differ", False) or r["losses"] != first["losses"]
+            first.setdefault("later_rounds", []).append(r)
     for r in merged.values():
+        rounds = [r, *r.pop("later_rounds", [])]
+        for key in ("free_ms_per_step", "grown_mb_per_step"):  # GC off only
+            if all(key in each for each in rounds):
+                r[key] = statistics.fmean(each[key] for each in rounds)
         r["step_ms"] = sum(r["timed_ms"]) / len(r["timed_ms"])
         r["step_ms_median"] = statistics.median(r.pop("timed_ms"))
     return out
@@ -480,6 +485,11 @@ def names_rows(R: Results) -> list[dict[str, Any]]:
             key = "gc_on" if gc else "gc_off"
             row[f"{key}_ms"] = ours
             row[f"{key}_x"] = peer / ours if isinstance(peer, float) and isinstance(ours, float) else None
+        # GC off, each step charged with freeing its graph (microgpt's graphs wait for a collection)
+        ours, peer = (freed_step_ms(R, engine) for engine in (e, "microgpt"))
+        row["gc_off_freed_ms"] = ours
+        row["grown_mb_per_step"] = R.num(e, "names", "grown_mb_per_step", gc=False)
+        row["gc_off_freed_x"] = peer / ours if ours and peer else None
         if e in goals:
             row["target"] = f"≥{goals[e]:g}× microgpt"
             row["met"] = row["gc_on_x"] is not None and row["gc_on_x"] >= goals[e]
@@ -487,16 +497,26 @@ def names_rows(R: Results) -> list[dict[str, Any]]:
     return rows
 
 
+def freed_step_ms(R: Results, engine: str) -> float | None:
+    """The GC-off step plus its share of the collection that frees what the steps left behind."""
+    step, free = (R.num(engine, "names", key, gc=False) for key in ("step_ms", "free_ms_per_step"))
+    return step + free if isinstance(step, float) and isinstance(free, float) else None
+
+
 def format_names(rows: list[dict[str, Any]]) -> str:
     lines = ["microgpt's training step, one name (ms, mean of the steps after the first; × = microgpt's "
-             "own engine ÷ this row)",
-             f"  {'engine':<25}{'GC on':>9}{'×':>8}{'GC off':>9}{'×':>8}  target"]
+             "own engine ÷ this row). GC off, freed: the GC-off step plus its share of the gc.collect() "
+             "after the run that frees the graphs left behind; MB/step: resident memory grown ÷ steps",
+             f"  {'engine':<25}{'GC on':>9}{'×':>8}{'GC off':>9}{'×':>8}{'freed':>9}{'×':>8}{'MB/step':>9}"
+             "  target"]
     for r in rows:
         def fmt(x: Any, spec: str) -> str:
             return format(x, spec) if isinstance(x, float) else str(x or "—")
         target = f"{r['target']} {'met' if r['met'] else 'MISSED'} (GC on)" if "target" in r else ""
         lines.append(f"  {r['engine']:<25}{fmt(r['gc_on_ms'], '9.1f'):>9}{fmt(r['gc_on_x'], '7.2f'):>7}×"
-                     f"{fmt(r['gc_off_ms'], '9.1f'):>9}{fmt(r['gc_off_x'], '7.2f'):>7}×  {target}")
+                     f"{fmt(r['gc_off_ms'], '9.1f'):>9}{fmt(r['gc_off_x'], '7.2f'):>7}×"
+                     f"{fmt(r['gc_off_freed_ms'], '9.1f'):>9}{fmt(r['gc_off_freed_x'], '7.2f'):>7}×"
+                     f"{fmt(r['grown_mb_per_step'], '9.1f'):>9}  {target}")
     return "\n".join(lines)
 
 

@@ -264,6 +264,7 @@ def run_names(engine: str, job: dict[str, Any]) -> dict[str, Any]:
     from chainrule.data import names
 
     steps = job["steps"]
+    rss_before = rss_bytes()
     if engine == "chainrule":
         from chainrule import makemore
 
@@ -282,11 +283,25 @@ def run_names(engine: str, job: dict[str, Any]) -> dict[str, Any]:
             losses.append(mp.train_step(peer, k, steps))
             ns.append(time.perf_counter_ns() - t0)
     timed = ns[1:] or ns  # step 0 is a warm-up
+    freed: dict[str, Any] = {}
+    if not gc.isenabled():
+        # With the collector off, a graph that is a reference cycle (microgpt's) is never freed: the
+        # memory it holds grows every step, and freeing it is left to a collection after the run. Timed
+        # here, once, and shared out over the steps: what the GC-off step costs once it frees its graphs
+        # (chainrule's Value frees each graph by refcount inside the step; its collection finds nothing).
+        grown = rss_bytes() - rss_before  # the model's setup included: a few MB
+        GC_TIMER.paused = True
+        t0 = time.perf_counter_ns()
+        objects = gc.collect()
+        collect_ns = time.perf_counter_ns() - t0
+        GC_TIMER.paused = False
+        freed = {"grown_mb_per_step": grown / steps / 2**20, "freed_objects": objects,
+                 "free_ms_per_step": collect_ns / steps / 1e6}
     # The mean, not the median: with the collector on, each step pays one or two of its full passes over
     # the graph being built (~35 ms each of a ~150 ms step), so step times have two humps and their
     # median jumps between them from run to run. The mean is the throughput, what a training run takes.
     return {"step_ms": sum(timed) / len(timed) / 1e6, "step_ms_median": wl.median(timed) / 1e6,
-            "step_ms_all": [t / 1e6 for t in ns], "losses": losses}
+            "step_ms_all": [t / 1e6 for t in ns], "losses": losses, **freed}
 
 
 def rel_diffs(ours: list[float], theirs: list[float]) -> list[float]:
