@@ -252,9 +252,10 @@ def merge_rounds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             first.setdefault("later_rounds", []).append(r)
     for r in merged.values():
         rounds = [r, *r.pop("later_rounds", [])]
-        for key in ("free_ms_per_step", "grown_mb_per_step"):  # GC off only
-            if all(key in each for each in rounds):
-                r[key] = statistics.fmean(each[key] for each in rounds)
+        if all("freed_step_ms_all" in each for each in rounds):  # GC off only
+            freed = [t for each in rounds for t in each["freed_step_ms_all"][1:]]
+            r["freed_step_ms"] = statistics.fmean(freed)  # as step_ms: every timed step of every round
+            r["grown_mb_per_step"] = statistics.fmean(each["grown_mb_per_step"] for each in rounds)
         r["step_ms"] = sum(r["timed_ms"]) / len(r["timed_ms"])
         r["step_ms_median"] = statistics.median(r.pop("timed_ms"))
     return out
@@ -498,15 +499,15 @@ def names_rows(R: Results) -> list[dict[str, Any]]:
 
 
 def freed_step_ms(R: Results, engine: str) -> float | None:
-    """The GC-off step plus its share of the collection that frees what the steps left behind."""
-    step, free = (R.num(engine, "names", key, gc=False) for key in ("step_ms", "free_ms_per_step"))
-    return step + free if isinstance(step, float) and isinstance(free, float) else None
+    """The GC-off step followed by the collection that frees its garbage (worker.run_names)."""
+    step = R.num(engine, "names", "freed_step_ms", gc=False)
+    return step if isinstance(step, float) else None
 
 
 def format_names(rows: list[dict[str, Any]]) -> str:
     lines = ["microgpt's training step, one name (ms, mean of the steps after the first; × = microgpt's "
-             "own engine ÷ this row). GC off, freed: the GC-off step plus its share of the gc.collect() "
-             "after the run that frees the graphs left behind; MB/step: resident memory grown ÷ steps",
+             "own engine ÷ this row). freed: the GC-off step followed by the gc.collect(0) that frees "
+             "its garbage; MB/step: resident memory a GC-off step grows by",
              f"  {'engine':<25}{'GC on':>9}{'×':>8}{'GC off':>9}{'×':>8}{'freed':>9}{'×':>8}{'MB/step':>9}"
              "  target"]
     for r in rows:

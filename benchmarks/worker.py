@@ -256,47 +256,78 @@ def nn_model(weights: list[list[list[float]]]) -> tuple[Any, list[Any]]:
     return model, params
 
 
-def run_names(engine: str, job: dict[str, Any]) -> dict[str, Any]:
-    """microgpt's training steps, one name each, from its seed: `microgpt` is its engine and model code,
-    `chainrule-microgpt-code` the same model code on chainrule's Value, `chainrule` chainrule's own GPT
-    (chainrule.lm, one `linear` node per output) trained by chainrule.makemore.train. Every step is timed
-    whole (loss, backward, Adam); the rate decays over `steps`, so all three take the same steps."""
+def names_steps(engine: str, steps: int, collect: bool) -> tuple[list[float], list[float], float]:
+    """One names job's steps from a fresh model: (losses, each step's ns, resident bytes grown per step
+    after the first; the first step's high-water mark, one graph, is not growth). With `collect`, each
+    step is followed by a `gc.collect(0)` timed as part of it: with the collector off every object a step
+    made is still in the youngest generation, so that collection frees what the step left as garbage
+    (microgpt's graph, a reference cycle) and reads little else (chainrule's graph is already freed by
+    refcount, inside the step)."""
     from chainrule.data import names
 
-    steps = job["steps"]
-    rss_before = rss_bytes()
     if engine == "chainrule":
         from chainrule import makemore
 
         model, tok, docs, opt, _ = makemore.microgpt(steps)
-        history = makemore.train(model, docs, tok, steps=steps, optimizer=opt)
-        losses, ns = history.loss, [s * 1e9 for s in history.seconds]
+        collect_ns: list[int] = []
+        rss_first = [0]
+
+        def after_step(step: int, loss: float, seconds: float) -> None:
+            if step == 0:
+                rss_first[0] = rss_bytes()
+            if collect:
+                t0 = time.perf_counter_ns()
+                gc.collect(0)
+                collect_ns.append(time.perf_counter_ns() - t0)
+
+        history = makemore.train(model, docs, tok, steps=steps, optimizer=opt, on_step=after_step)
+        losses = history.loss
+        ns = [s * 1e9 + c for s, c in zip(history.seconds, collect_ns or [0] * steps, strict=True)]
     else:
         import microgpt_peer as mp
 
         from chainrule.engine import Value
 
         peer = mp.Model(mp.Value if engine == "microgpt" else Value, names())
+        rss_first = [0]
         losses, ns = [], []
         for k in range(steps):
             t0 = time.perf_counter_ns()
             losses.append(mp.train_step(peer, k, steps))
+            if collect:
+                gc.collect(0)
             ns.append(time.perf_counter_ns() - t0)
-    timed = ns[1:] or ns  # step 0 is a warm-up
+            if k == 0:
+                rss_first[0] = rss_bytes()
+    return losses, ns, (rss_bytes() - rss_first[0]) / max(1, steps - 1)
+
+
+def run_names(engine: str, job: dict[str, Any]) -> dict[str, Any]:
+    """microgpt's training steps, one name each, from its seed: `microgpt` is its engine and model code,
+    `chainrule-microgpt-code` the same model code on chainrule's Value, `chainrule` chainrule's own GPT
+    (chainrule.lm, one `linear` node per output) trained by chainrule.makemore.train. Every step is timed
+    whole (loss, backward, Adam); the rate decays over `steps`, so all three take the same steps.
+
+    With the collector off, microgpt's engine never frees a graph (its backward's recursive closure is a
+    reference cycle that holds it), so its GC-off step does no freeing at all and its memory grows every
+    step. A GC-off job therefore also reports the memory grown per step, and runs the steps a second time,
+    from a fresh model, each followed by the collection that frees its garbage (`names_steps`): the GC-off
+    step of a run that does not grow."""
+    steps = job["steps"]
+    losses, ns, grown = names_steps(engine, steps, collect=False)
     freed: dict[str, Any] = {}
     if not gc.isenabled():
-        # With the collector off, a graph that is a reference cycle (microgpt's) is never freed: the
-        # memory it holds grows every step, and freeing it is left to a collection after the run. Timed
-        # here, once, and shared out over the steps: what the GC-off step costs once it frees its graphs
-        # (chainrule's Value frees each graph by refcount inside the step; its collection finds nothing).
-        grown = rss_bytes() - rss_before  # the model's setup included: a few MB
-        GC_TIMER.paused = True
-        t0 = time.perf_counter_ns()
-        objects = gc.collect()
-        collect_ns = time.perf_counter_ns() - t0
-        GC_TIMER.paused = False
-        freed = {"grown_mb_per_step": grown / steps / 2**20, "freed_objects": objects,
-                 "free_ms_per_step": collect_ns / steps / 1e6}
+        GC_TIMER.paused = True  # these collections are part of the steps timed, not the collector's share
+        try:
+            gc.collect()  # the first run's garbage, off the clock
+            _, freed_ns, _ = names_steps(engine, steps, collect=True)
+        finally:
+            GC_TIMER.paused = False
+        timed_freed = freed_ns[1:] or freed_ns
+        freed = {"grown_mb_per_step": grown / 2**20,
+                 "freed_step_ms": sum(timed_freed) / len(timed_freed) / 1e6,
+                 "freed_step_ms_all": [t / 1e6 for t in freed_ns]}
+    timed = ns[1:] or ns  # step 0 is a warm-up
     # The mean, not the median: with the collector on, each step pays one or two of its full passes over
     # the graph being built (~35 ms each of a ~150 ms step), so step times have two humps and their
     # median jumps between them from run to run. The mean is the throughput, what a training run takes.
